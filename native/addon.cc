@@ -2,6 +2,7 @@
 // throw an error naming the argument and return false; no binding ever crashes on bad input.
 #include <napi.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 
 #include <cstdlib>
 #include <cstring>
@@ -470,6 +471,31 @@ Napi::Value AeadAsync(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// scrypt(passphrase, salt) straight into a new slot: the stretched root key never touches the JS heap.
+Napi::Value SlotFromScrypt(const Napi::CallbackInfo& info) {
+  Bytes passphrase, salt;
+  uint32_t log2n, r, p;
+  CHECK(ArgBytes(info, 0, "passphrase", &passphrase));
+  CHECK(ArgBytesAtLeast(info, 1, "salt", 16, &salt));
+  CHECK(ArgUint(info, 2, "log2N", 10, 22, &log2n));
+  CHECK(ArgUint(info, 3, "r", 1, 32, &r));
+  CHECK(ArgUint(info, 4, "p", 1, 16, &p));
+  CHECK(passphrase.len > 0 || Throw(info.Env(), "passphrase must not be empty", true));
+  Slot* slot;
+  Napi::Value handle = NewSlot(info.Env(), &slot);
+  if (slot == nullptr) return handle;
+  uint64_t mem = (static_cast<uint64_t>(128) * r << log2n) + (1u << 20) * 64;
+  if (EVP_PBE_scrypt(reinterpret_cast<const char*>(passphrase.data), passphrase.len, salt.data, salt.len,
+                     static_cast<uint64_t>(1) << log2n, r, p, mem, slot->key, kKeyBytes) != 1) {
+    arena::Release(slot);
+    ThrowError(info.Env(), "scrypt failed in OpenSSL");
+    return info.Env().Undefined();
+  }
+  slot->key_len = kKeyBytes;
+  aead::PrepareSlot(slot);
+  return handle;
+}
+
 // ---- wrapping one slot under another ----------------------------------------------------------
 
 // out (72 bytes) = nonce ‖ XAES-256-GCM(wrapper, target material, aad) ‖ tag.
@@ -525,6 +551,14 @@ Napi::Value PeerCredentials(const Napi::CallbackInfo& info) {
   for (size_t i = 0; i < cred.groups.size(); ++i) groups.Set(static_cast<uint32_t>(i), Napi::Number::New(env, cred.groups[i]));
   out.Set("groups", groups);
   return out;
+}
+
+Napi::Value LockFile(const Napi::CallbackInfo& info) {
+  uint32_t fd;
+  CHECK(ArgUint(info, 0, "fd", 0, 0x7fffffff, &fd));
+  std::string err;
+  CHECK(sys::LockExclusive(static_cast<int>(fd), &err) || ThrowError(info.Env(), err));
+  return info.Env().Undefined();
 }
 
 Napi::Value HardenProcess(const Napi::CallbackInfo& info) {
@@ -590,6 +624,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   EXPORT("wrapSlot", WrapSlot);
   EXPORT("unwrapSlot", UnwrapSlot);
   EXPORT("peerCredentials", PeerCredentials);
+  EXPORT("slotFromScrypt", SlotFromScrypt);
+  EXPORT("lockFile", LockFile);
   EXPORT("hardenProcess", HardenProcess);
   EXPORT("dumpable", Dumpable);
   EXPORT("sdNotify", SdNotify);

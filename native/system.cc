@@ -1,5 +1,6 @@
 #include "system.h"
 
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -70,6 +71,12 @@ bool HardenProcess(bool lock_all, std::string* err) {
     return false;
   }
   return true;
+}
+
+bool LockExclusive(int fd, std::string* err) {
+  if (flock(fd, LOCK_EX | LOCK_NB) == 0) return true;
+  *err = errno == EWOULDBLOCK ? "held by another process" : std::string("flock failed: ") + strerror(errno);
+  return false;
 }
 
 int Dumpable() { return prctl(PR_GET_DUMPABLE, 0, 0, 0, 0); }

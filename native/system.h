@@ -23,6 +23,9 @@ bool GetPeerCredentials(int fd, PeerCredentials* out, std::string* err);
 bool HardenProcess(bool lock_all, std::string* err);
 int Dumpable();
 
+// flock(LOCK_EX | LOCK_NB): false with *err when another process holds the lock.
+bool LockExclusive(int fd, std::string* err);
+
 // One datagram to $NOTIFY_SOCKET (a path, or an abstract name starting with '@').
 bool SdNotify(const std::string& socket_path, const std::string& message, std::string* err);
 

@@ -1,9 +1,7 @@
 // Typed face of the native addon (native/*.cc). Key material never crosses this boundary: JavaScript
 // holds slot handles, and every function that takes one refuses a destroyed or unknown handle.
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { PACKAGE_ROOT } from '../package-info.js';
 
 /** Opaque reference to key material held in locked native memory. */
 export type SlotHandle = number & { readonly __slot: unique symbol };
@@ -87,6 +85,11 @@ export interface NativeBinding {
   /** A new slot holding the unwrapped material, or null when the blob does not authenticate. */
   unwrapSlot(wrappingSlot: SlotHandle, wrapped: Uint8Array, aad: Uint8Array): SlotHandle | null;
 
+  /** scrypt(passphrase, salt, N = 2^log2N, r, p) straight into a new slot. */
+  slotFromScrypt(passphrase: Uint8Array, salt: Uint8Array, log2N: number, r: number, p: number): SlotHandle;
+  /** flock(LOCK_EX | LOCK_NB) on an open file; throws "held by another process" when taken. */
+  lockFile(fd: number): void;
+
   /** SO_PEERCRED + SO_PEERGROUPS of a connected Unix socket; throws rather than guess. */
   peerCredentials(fd: number): PeerCredentials;
   /** PR_SET_DUMPABLE 0, RLIMIT_CORE 0, and mlockall when lockAll. */
@@ -98,21 +101,11 @@ export interface NativeBinding {
   xaesIntermediates(slot: SlotHandle, nonce: Uint8Array): { L: Buffer; K1: Buffer; derivedKey: Buffer };
 }
 
-function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'binding.gyp'))) {
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error('rustfs-kms: cannot find the package root (binding.gyp) above ' + fileURLToPath(import.meta.url));
-    dir = parent;
-  }
-  return dir;
-}
-
 const require = createRequire(import.meta.url);
 const load = require('node-gyp-build') as (dir: string) => unknown;
 
 /** The loaded addon: a prebuild from prebuilds/ when one matches, else build/Release. */
-export const native = load(packageRoot()) as NativeBinding;
+export const native = load(PACKAGE_ROOT) as NativeBinding;
 
 /** Promise form of {@link NativeBinding.aeadAsync}, for payloads big enough to leave the event loop. */
 export function aeadAsync(

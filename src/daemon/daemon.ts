@@ -1,0 +1,178 @@
+// Wiring: config → root of trust → keystore → key service → policy → pipeline → socket server.
+// Start-up refuses, with the reason, anything unsafe: loose permissions, a second daemon on the
+// same state, memory that cannot be locked, a root that does not open the existing keys.
+import { closeSync, constants as fsc, existsSync, mkdirSync, openSync } from 'node:fs';
+import { join } from 'node:path';
+import { native } from '../native/index.js';
+import { LocalRoot } from '../roots/local.js';
+import { assertPrivatePath } from '../roots/permissions.js';
+import type { RootOfTrust } from '../roots/types.js';
+import { FileKeystore } from '../keystore/file.js';
+import type { Keystore } from '../keystore/types.js';
+import { KeyService } from '../keys/service.js';
+import { Policy } from '../access/policy.js';
+import { reloadNameTables } from '../access/identity.js';
+import { Pipeline, NO_AUDIT, type AuditSink } from '../rpc/pipeline.js';
+import { SocketServer } from '../rpc/server.js';
+import { LIST_LIMIT_MAX, BATCH_COUNT, MAX_PLAINTEXT_BYTES } from '../rpc/protocol.js';
+import { VERSION } from '../package-info.js';
+import type { DaemonConfig } from './config.js';
+import type { Logger } from './logger.js';
+import { applySocketPermissions, prepareSocketPath } from './socket.js';
+
+export class StartupError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StartupError';
+  }
+}
+
+export interface RunningDaemon {
+  config: DaemonConfig;
+  service: KeyService;
+  server: SocketServer;
+  pipeline: Pipeline;
+  /** SIGHUP: policy and name tables from the config file again; connections stay. */
+  reload(config: DaemonConfig): void;
+  /** SIGTERM: stop accepting, drain, flush, wipe. */
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  logger: Logger;
+  /** An inherited listening socket (systemd activation) instead of creating one. */
+  listenFd?: number;
+  audit?: AuditSink;
+}
+
+export async function startDaemon(config: DaemonConfig, options: StartOptions): Promise<RunningDaemon> {
+  const { logger } = options;
+  native.setAllowUnlockedMemory(config.allowUnlockedMemory);
+  native.hardenProcess(config.hardening.mlockall);
+  prepareStateDir(config);
+  const lockFd = lockStateDir(config.stateDir);
+  let service: KeyService | undefined;
+  try {
+    const root = openRoot(config);
+    const keystore = openKeystore(config);
+    service = new KeyService({
+      keystore, root, logger,
+      idleTtlMs: config.cache.idleTtlS * 1000,
+      offlineTtlMs: config.cache.offlineTtlS * 1000,
+    });
+    await service.start();
+
+    const limits = {
+      max_frame_bytes: config.limits.maxFrameBytes,
+      max_plaintext_bytes: MAX_PLAINTEXT_BYTES,
+      max_batch_count: BATCH_COUNT.max,
+      max_list_limit: LIST_LIMIT_MAX,
+      max_connections: config.limits.maxConnections,
+      max_inflight_per_connection: config.limits.maxInflightPerConnection,
+    };
+    const pipeline = new Pipeline(
+      { service, version: VERSION, limits, endpoint: config.stateDir },
+      Policy.defaults(process.getuid?.() ?? 0, undefined),
+      options.audit ?? NO_AUDIT,
+      logger,
+    );
+    const server = new SocketServer(pipeline, {
+      maxFrameBytes: config.limits.maxFrameBytes,
+      maxConnections: config.limits.maxConnections,
+      maxInflightPerConnection: config.limits.maxInflightPerConnection,
+      idleTimeoutMs: config.limits.idleTimeoutS * 1000,
+    }, logger);
+
+    let socketGid: number | undefined;
+    if (options.listenFd !== undefined) {
+      await server.listen({ fd: options.listenFd });
+    } else {
+      await prepareSocketPath(config.socket.path, config.dev);
+      const previous = process.umask(0o177); // born 0600; widened to the configured mode below
+      try {
+        await server.listen(config.socket.path);
+      } finally {
+        process.umask(previous);
+      }
+      socketGid = applySocketPermissions(config.socket.path, config.socket.mode, config.socket.group);
+    }
+    const policyFor = (c: DaemonConfig) =>
+      c.policy !== undefined ? new Policy(c.policy) : Policy.defaults(process.getuid?.() ?? 0, socketGid);
+    pipeline.setAuthorizer(policyFor(config));
+
+    const running: RunningDaemon = {
+      config, service, server, pipeline,
+      reload(next) {
+        reloadNameTables();
+        pipeline.setAuthorizer(policyFor(next));
+        logger.level = next.logLevel;
+        logger.info({ rules: next.policy?.length ?? 'default' }, 'policy and log level reloaded');
+      },
+      async stop() {
+        await server.shutdown(config.limits.drainTimeoutS * 1000);
+        await (service as KeyService).close();
+        native.wipeAll();
+        closeSync(lockFd);
+      },
+    };
+    return running;
+  } catch (err) {
+    if (service !== undefined) await service.close().catch(() => undefined);
+    closeSync(lockFd);
+    throw err;
+  }
+}
+
+function prepareStateDir(config: DaemonConfig): void {
+  const dir = config.stateDir;
+  if (!existsSync(dir)) {
+    if (!config.dev) throw new StartupError(`state directory ${dir} does not exist (create it 0700, owned by the daemon's user)`);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  }
+  try {
+    assertPrivatePath(dir, 'state directory');
+  } catch (err) {
+    throw new StartupError((err as Error).message);
+  }
+}
+
+/** flock on <state_dir>/lock keeps a second daemon off the same keys. */
+function lockStateDir(stateDir: string): number {
+  const path = join(stateDir, 'lock');
+  const fd = openSync(path, fsc.O_RDWR | fsc.O_CREAT | fsc.O_NOFOLLOW, 0o600);
+  try {
+    native.lockFile(fd);
+  } catch (err) {
+    closeSync(fd);
+    throw new StartupError(`state directory ${stateDir} is in use by another rustfs-kmsd (${path}: ${(err as Error).message})`);
+  }
+  return fd;
+}
+
+function openRoot(config: DaemonConfig): RootOfTrust {
+  switch (config.root.type) {
+    case 'local':
+      try {
+        return LocalRoot.open({
+          keyFile: config.root.local.keyFile,
+          ...(config.root.local.passphraseEnv !== undefined ? { passphraseEnv: config.root.local.passphraseEnv } : {}),
+          saltFile: join(config.stateDir, 'root.salt'),
+          create: config.dev,
+          env: process.env,
+        });
+      } catch (err) {
+        throw new StartupError((err as Error).message);
+      }
+    default:
+      throw new StartupError(`root.type ${config.root.type} is not available in this build`);
+  }
+}
+
+function openKeystore(config: DaemonConfig): Keystore {
+  switch (config.keystore.type) {
+    case 'file':
+      return new FileKeystore(config.stateDir);
+    default:
+      throw new StartupError(`keystore.type ${config.keystore.type} is not available in this build`);
+  }
+}

@@ -1,0 +1,70 @@
+// Socket path hygiene before listening: the path must be ours to take. A symlink, a non-socket,
+// a socket owned by someone else, or a live daemon behind it stops start-up with the reason; a
+// stale socket (nothing answers) is replaced.
+import { connect } from 'node:net';
+import { chmodSync, chownSync, lstatSync, mkdirSync, statSync, unlinkSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { groupId } from '../access/identity.js';
+
+export class SocketPathError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SocketPathError';
+  }
+}
+
+/** Makes sure `path` can be bound: directory safe, nothing live or foreign in the way. */
+export async function prepareSocketPath(path: string, createDir: boolean): Promise<void> {
+  const dir = dirname(path);
+  if (createDir) mkdirSync(dir, { recursive: true, mode: 0o755 });
+  let dirStat;
+  try {
+    dirStat = statSync(dir);
+  } catch {
+    throw new SocketPathError(`socket directory ${dir} does not exist`);
+  }
+  const uid = process.getuid?.() ?? 0;
+  if (dirStat.uid !== uid && dirStat.uid !== 0) {
+    throw new SocketPathError(`socket directory ${dir} is owned by uid ${dirStat.uid}, not the daemon (uid ${uid}) or root`);
+  }
+  if ((dirStat.mode & 0o002) !== 0) {
+    throw new SocketPathError(`socket directory ${dir} is writable by others (mode ${(dirStat.mode & 0o7777).toString(8)}); anyone could replace the socket`);
+  }
+  let st;
+  try {
+    st = lstatSync(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  if (st.isSymbolicLink()) throw new SocketPathError(`socket path ${path} is a symbolic link; refusing to use it`);
+  if (!st.isSocket()) throw new SocketPathError(`socket path ${path} exists and is not a socket; refusing to replace it`);
+  if (st.uid !== uid) throw new SocketPathError(`socket ${path} is owned by uid ${st.uid}, not the daemon (uid ${uid})`);
+  if (await isLive(path)) throw new SocketPathError(`another daemon is already listening on ${path}`);
+  unlinkSync(path); // stale: left by a daemon that died
+}
+
+function isLive(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = connect(path);
+    const done = (live: boolean) => {
+      probe.destroy();
+      resolve(live);
+    };
+    probe.once('connect', () => done(true));
+    probe.once('error', () => done(false));
+    probe.setTimeout(1000, () => done(true)); // something holds it but does not answer: do not steal it
+  });
+}
+
+/** Mode and group for a socket the daemon created itself (under umask 0177, so it starts 0600). */
+export function applySocketPermissions(path: string, mode: number, group: string | undefined): number | undefined {
+  let gid: number | undefined;
+  if (group !== undefined) {
+    gid = /^\d+$/.test(group) ? Number(group) : groupId(group);
+    if (gid === undefined) throw new SocketPathError(`socket group "${group}" does not exist`);
+    chownSync(path, -1, gid);
+  }
+  chmodSync(path, mode);
+  return gid ?? statSync(path).gid;
+}

@@ -1,0 +1,615 @@
+// The key service: lifecycle (Enabled / Disabled / PendingDeletion), versions and rotation,
+// deletion windows, and the cache of unwrapped versions in locked slots. It knows nothing of
+// sockets or HTTP; every failure is a KmsError with a protocol code.
+import { KmsError } from '../errors.js';
+import { native, XAES_NONCE_BYTES, TAG_BYTES, type SlotHandle } from '../native/index.js';
+import { ALG_XAES_256_GCM, encodeHeader, parseEnvelope } from '../crypto/envelope.js';
+import { canonicalContext, type EncryptionContext } from '../crypto/context.js';
+import { keyMaterialAad, type RootOfTrust } from '../roots/types.js';
+import { RevisionConflict, type KeyRecord, type Keystore } from '../keystore/types.js';
+import {
+  BATCH_COUNT, DATA_KEY_BYTES, LIST_LIMIT, PENDING_DAYS, ROTATION_PERIOD_DAYS,
+  assertDescription, assertIntegerIn, assertKeyId, assertPlaintext, assertTags,
+} from './validation.js';
+import type {
+  CreateKeyOptions, DataKeyBatchResult, DataKeyOptions, DataKeyResult, KeyInfo, ListKeysOptions,
+  ListKeysResult, Maybe, OpenResult, SealResult,
+} from './types.js';
+
+const DAY_MS = 86_400_000;
+const MAINTENANCE_INTERVAL_MS = 60_000;
+const CAS_ATTEMPTS = 5;
+/** One message for every way a ciphertext can fail, so failures are no oracle. */
+const INVALID_CIPHERTEXT = 'ciphertext does not authenticate (malformed, tampered with, or wrong context)';
+
+export interface Logger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+export interface KeyServiceOptions {
+  keystore: Keystore;
+  root: RootOfTrust;
+  /** Unwrapped versions unused this long are wiped from memory. */
+  idleTtlMs: number;
+  /** While the root is unreachable, cached versions keep serving this long past their idle TTL. */
+  offlineTtlMs: number;
+  logger?: Logger;
+  now?: () => number;
+}
+
+/** A key's record and the versions currently unwrapped in locked slots. */
+interface Entry {
+  record: KeyRecord;
+  slots: Map<number, SlotHandle>;
+  loading: Map<number, Promise<SlotHandle>>;
+  /** Envelope header for the current version, built once per rotation. */
+  header: Buffer | null;
+  lastUsed: number;
+}
+
+export class KeyService {
+  readonly startedAt: number;
+  private readonly entries = new Map<string, Entry>();
+  private sortedIds: string[] | null = null;
+  private readonly chains = new Map<string, Promise<unknown>>();
+  private readonly now: () => number;
+  private clock: number;
+  private timers: NodeJS.Timeout[] = [];
+  private rootHealthy = true;
+  private lastRootContact: number;
+  private closed = false;
+
+  constructor(private readonly options: KeyServiceOptions) {
+    this.now = options.now ?? Date.now;
+    this.clock = this.now();
+    this.startedAt = this.clock;
+    this.lastRootContact = this.clock;
+  }
+
+  get keystore(): Keystore {
+    return this.options.keystore;
+  }
+
+  get root(): RootOfTrust {
+    return this.options.root;
+  }
+
+  /** Loads every record, proves the root opens them, then purges and rotates what is due. */
+  async start(): Promise<void> {
+    const { keystore } = this.options;
+    await keystore.open();
+    for (const keyId of await keystore.listIds()) {
+      const record = await keystore.get(keyId);
+      if (record !== undefined) this.entries.set(keyId, newEntry(record, this.clock));
+    }
+    await this.verifyRoot();
+    await this.maintenance();
+    const tick = setInterval(() => {
+      this.clock = this.now();
+    }, 1000);
+    const evict = setInterval(() => this.evictIdle(), Math.max(1000, Math.min(this.options.idleTtlMs / 2, 30_000)));
+    const maintain = setInterval(() => {
+      this.maintenance().catch((err: unknown) => this.options.logger?.error({ err: errorText(err) }, 'key maintenance failed'));
+    }, MAINTENANCE_INTERVAL_MS);
+    for (const t of [tick, evict, maintain]) t.unref();
+    this.timers = [tick, evict, maintain];
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    await Promise.allSettled([...this.chains.values()]);
+    for (const entry of this.entries.values()) wipeSlots(entry);
+    await this.options.keystore.close();
+    await this.options.root.close();
+  }
+
+  get keyCount(): number {
+    return this.entries.size;
+  }
+
+  get unwrappedVersions(): number {
+    let count = 0;
+    for (const entry of this.entries.values()) count += entry.slots.size;
+    return count;
+  }
+
+  // ---- lifecycle ------------------------------------------------------------------------------
+
+  async createKey(keyId: string, options: CreateKeyOptions = {}): Promise<KeyInfo> {
+    assertKeyId(keyId);
+    const description = options.description ?? '';
+    const tags = options.tags ?? {};
+    assertDescription(description);
+    assertTags(tags);
+    if (options.rotationPeriodDays !== undefined) {
+      assertIntegerIn(options.rotationPeriodDays, 'rotation_period_days', ROTATION_PERIOD_DAYS.min, ROTATION_PERIOD_DAYS.max);
+    }
+    return this.serialized(keyId, async () => {
+      if (this.entries.has(keyId)) throw new KmsError('KeyAlreadyExists', `key ${keyId} already exists`);
+      const now = this.now();
+      const { slot, version } = await this.newVersion(keyId, 1, now);
+      const record: KeyRecord = {
+        keyId, state: 'Enabled', origin: this.options.root.origin, description, tags: { ...tags },
+        createdAt: now, currentVersion: 1, versions: [version], revision: 0,
+        ...(options.rotationPeriodDays !== undefined ? { rotationPeriodDays: options.rotationPeriodDays } : {}),
+      };
+      let stored: KeyRecord;
+      try {
+        stored = await this.options.keystore.create(record);
+      } catch (err) {
+        native.slotDestroy(slot);
+        if (err instanceof RevisionConflict) throw new KmsError('KeyAlreadyExists', `key ${keyId} already exists`);
+        throw backendError(err);
+      }
+      const entry = newEntry(stored, now);
+      entry.slots.set(1, slot);
+      this.entries.set(keyId, entry);
+      this.sortedIds = null;
+      return keyInfo(stored);
+    });
+  }
+
+  describeKey(keyId: string): KeyInfo {
+    return keyInfo(this.entry(keyId).record);
+  }
+
+  listKeys(options: ListKeysOptions = {}): ListKeysResult {
+    const limit = options.limit ?? LIST_LIMIT.default;
+    assertIntegerIn(limit, 'limit', 1, LIST_LIMIT.max);
+    const ids = this.ids();
+    const prefix = options.prefix ?? '';
+    let start = 0;
+    if (options.marker !== undefined && options.marker !== '') {
+      const marker = Buffer.from(options.marker);
+      start = lowerBound(ids, (id) => Buffer.compare(Buffer.from(id), marker) > 0);
+    } else if (prefix !== '') {
+      const p = Buffer.from(prefix);
+      start = lowerBound(ids, (id) => Buffer.compare(Buffer.from(id), p) >= 0);
+    }
+    const keys: KeyInfo[] = [];
+    let i = start;
+    for (; i < ids.length && keys.length < limit; i++) {
+      const id = ids[i] as string;
+      if (!id.startsWith(prefix)) {
+        if (id > prefix) break;
+        continue;
+      }
+      keys.push(keyInfo((this.entries.get(id) as Entry).record));
+    }
+    const more = i < ids.length && (ids[i] as string).startsWith(prefix);
+    const last = keys[keys.length - 1];
+    return more && last !== undefined ? { keys, nextMarker: last.keyId, truncated: true } : { keys, truncated: false };
+  }
+
+  enableKey(keyId: string): Promise<KeyInfo> {
+    return this.transition(keyId, (record) => {
+      if (record.state === 'PendingDeletion') {
+        throw new KmsError('KeyPendingDeletion', `key ${keyId} is pending deletion; cancel the deletion first`);
+      }
+      record.state = 'Enabled';
+    });
+  }
+
+  disableKey(keyId: string): Promise<KeyInfo> {
+    return this.transition(keyId, (record) => {
+      if (record.state === 'PendingDeletion') {
+        throw new KmsError('KeyPendingDeletion', `key ${keyId} is pending deletion`);
+      }
+      record.state = 'Disabled';
+    });
+  }
+
+  scheduleKeyDeletion(keyId: string, pendingDays: number): Promise<KeyInfo> {
+    assertIntegerIn(pendingDays, 'pending_days', PENDING_DAYS.min, PENDING_DAYS.max);
+    return this.transition(keyId, (record) => {
+      if (record.state === 'PendingDeletion') {
+        throw new KmsError('KeyPendingDeletion', `key ${keyId} is already pending deletion`);
+      }
+      record.state = 'PendingDeletion';
+      record.deletionDate = this.now() + pendingDays * DAY_MS;
+    });
+  }
+
+  /** A cancelled deletion leaves the key Disabled: an operator enables it on purpose. */
+  cancelKeyDeletion(keyId: string): Promise<KeyInfo> {
+    return this.transition(keyId, (record) => {
+      if (record.state !== 'PendingDeletion') {
+        throw new KmsError('InvalidRequest', `key ${keyId} is not pending deletion (state ${record.state})`);
+      }
+      record.state = 'Disabled';
+      delete record.deletionDate;
+    });
+  }
+
+  rotateKey(keyId: string): Promise<KeyInfo> {
+    assertKeyId(keyId);
+    return this.serialized(keyId, async () => {
+      const entry = this.entry(keyId);
+      this.assertUsable(entry);
+      return keyInfo(await this.rotateLocked(entry));
+    });
+  }
+
+  // ---- data operations ------------------------------------------------------------------------
+
+  encrypt(keyId: string, plaintext: Uint8Array, context?: EncryptionContext): Maybe<SealResult> {
+    assertPlaintext(plaintext);
+    const aad = canonicalContext(context);
+    const entry = this.usableEntry(keyId);
+    const version = entry.record.currentVersion;
+    const slot = entry.slots.get(version);
+    if (slot === undefined) return this.loadSlot(entry, version).then(() => this.encrypt(keyId, plaintext, context));
+    const header = this.header(entry);
+    const out = Buffer.allocUnsafe(header.length + XAES_NONCE_BYTES + plaintext.length + TAG_BYTES);
+    header.copy(out, 0);
+    native.xaesSealEnvelope(slot, out, header.length, plaintext, aad);
+    entry.lastUsed = this.clock;
+    return { ciphertext: out, keyId, keyVersion: version };
+  }
+
+  decrypt(ciphertext: Uint8Array, context?: EncryptionContext): Maybe<OpenResult> {
+    const env = parseEnvelope(ciphertext);
+    if (env === null) throw new KmsError('InvalidCiphertext', INVALID_CIPHERTEXT);
+    const aad = canonicalContext(context);
+    const entry = this.usableEntry(env.keyId);
+    if (env.algorithm !== ALG_XAES_256_GCM || !hasVersion(entry.record, env.keyVersion)) {
+      throw new KmsError('InvalidCiphertext', INVALID_CIPHERTEXT);
+    }
+    const slot = entry.slots.get(env.keyVersion);
+    if (slot === undefined) return this.loadSlot(entry, env.keyVersion).then(() => this.decrypt(ciphertext, context));
+    const plaintext = Buffer.allocUnsafe(env.plaintextLength);
+    if (!native.xaesOpenEnvelope(slot, plaintext, ciphertext, env.headerLength, aad)) {
+      throw new KmsError('InvalidCiphertext', INVALID_CIPHERTEXT);
+    }
+    entry.lastUsed = this.clock;
+    return { plaintext, keyId: env.keyId, keyVersion: env.keyVersion };
+  }
+
+  generateDataKey(keyId: string, options: DataKeyOptions = {}): Maybe<DataKeyResult> {
+    const bytes = options.bytes ?? DATA_KEY_BYTES.default;
+    assertIntegerIn(bytes, 'bytes', DATA_KEY_BYTES.min, DATA_KEY_BYTES.max);
+    const aad = canonicalContext(options.context);
+    const entry = this.usableEntry(keyId);
+    const version = entry.record.currentVersion;
+    const slot = entry.slots.get(version);
+    if (slot === undefined) return this.loadSlot(entry, version).then(() => this.generateDataKey(keyId, options));
+    const header = this.header(entry);
+    const plaintext = Buffer.allocUnsafe(bytes);
+    const ciphertext = Buffer.allocUnsafe(header.length + XAES_NONCE_BYTES + bytes + TAG_BYTES);
+    header.copy(ciphertext, 0);
+    native.generateDataKeys(slot, plaintext, ciphertext, header.length, bytes, 1, aad);
+    entry.lastUsed = this.clock;
+    if (options.withoutPlaintext === true) {
+      plaintext.fill(0);
+      return { ciphertext, keyId, keyVersion: version };
+    }
+    return { plaintext, ciphertext, keyId, keyVersion: version };
+  }
+
+  generateDataKeyBatch(keyId: string, count: number, options: DataKeyOptions = {}): Maybe<DataKeyBatchResult> {
+    assertIntegerIn(count, 'count', BATCH_COUNT.min, BATCH_COUNT.max);
+    const bytes = options.bytes ?? DATA_KEY_BYTES.default;
+    assertIntegerIn(bytes, 'bytes', DATA_KEY_BYTES.min, DATA_KEY_BYTES.max);
+    const aad = canonicalContext(options.context);
+    const entry = this.usableEntry(keyId);
+    const version = entry.record.currentVersion;
+    const slot = entry.slots.get(version);
+    if (slot === undefined) return this.loadSlot(entry, version).then(() => this.generateDataKeyBatch(keyId, count, options));
+    const header = this.header(entry);
+    const record = header.length + XAES_NONCE_BYTES + bytes + TAG_BYTES;
+    const plaintexts = Buffer.allocUnsafe(bytes * count);
+    const envelopes = Buffer.allocUnsafe(record * count);
+    header.copy(envelopes, 0);
+    native.generateDataKeys(slot, plaintexts, envelopes, header.length, bytes, count, aad);
+    entry.lastUsed = this.clock;
+    const keys = new Array<{ plaintext: Buffer; ciphertext: Buffer }>(count);
+    for (let i = 0; i < count; i++) {
+      keys[i] = {
+        plaintext: plaintexts.subarray(i * bytes, (i + 1) * bytes),
+        ciphertext: envelopes.subarray(i * record, (i + 1) * record),
+      };
+    }
+    return { keyId, keyVersion: version, keys };
+  }
+
+  /** Opens under the blob's key and seals under the destination's current version; the plaintext never leaves. */
+  reEncrypt(ciphertext: Uint8Array, context?: EncryptionContext, destinationKeyId?: string): Maybe<SealResult> {
+    const destination = destinationKeyId;
+    if (destination !== undefined) assertKeyId(destination, 'destination_key_id');
+    const opened = this.decrypt(ciphertext, context);
+    const seal = (result: OpenResult): Maybe<SealResult> => {
+      try {
+        const sealed = this.encrypt(destination ?? result.keyId, result.plaintext, context);
+        if (sealed instanceof Promise) return sealed.finally(() => result.plaintext.fill(0));
+        result.plaintext.fill(0);
+        return sealed;
+      } catch (err) {
+        result.plaintext.fill(0);
+        throw err;
+      }
+    };
+    return opened instanceof Promise ? opened.then(seal) : seal(opened);
+  }
+
+  // ---- health ---------------------------------------------------------------------------------
+
+  async health(): Promise<{ healthy: boolean; detail?: string }> {
+    const root = await this.options.root.health();
+    this.rootHealthy = root.healthy;
+    if (root.healthy) this.lastRootContact = this.now();
+    return root;
+  }
+
+  describe(): Record<string, unknown> {
+    return {
+      root: this.options.root.describe(),
+      keystore: this.options.keystore.describe(),
+      key_count: this.entries.size,
+      unwrapped_versions: this.unwrappedVersions,
+      locked_bytes: native.stats().lockedBytes,
+    };
+  }
+
+  // ---- internals ------------------------------------------------------------------------------
+
+  private entry(keyId: string): Entry {
+    const entry = this.entries.get(keyId);
+    if (entry === undefined) {
+      assertKeyId(keyId);
+      throw new KmsError('KeyNotFound', `key ${keyId} does not exist`);
+    }
+    return entry;
+  }
+
+  private usableEntry(keyId: string): Entry {
+    const entry = this.entry(keyId);
+    if (entry.record.state !== 'Enabled') this.assertUsable(entry);
+    return entry;
+  }
+
+  private assertUsable(entry: Entry): void {
+    const { state, keyId } = entry.record;
+    if (state === 'Disabled') throw new KmsError('KeyDisabled', `key ${keyId} is disabled`);
+    if (state === 'PendingDeletion') throw new KmsError('KeyPendingDeletion', `key ${keyId} is pending deletion`);
+  }
+
+  private header(entry: Entry): Buffer {
+    if (entry.header === null) {
+      entry.header = encodeHeader(ALG_XAES_256_GCM, entry.record.keyId, entry.record.currentVersion);
+    }
+    return entry.header;
+  }
+
+  private ids(): string[] {
+    if (this.sortedIds === null) {
+      this.sortedIds = [...this.entries.keys()].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+    }
+    return this.sortedIds;
+  }
+
+  /** Unwraps one version into a slot; concurrent callers share one unwrap. */
+  private loadSlot(entry: Entry, version: number): Promise<SlotHandle> {
+    const pending = entry.loading.get(version);
+    if (pending !== undefined) return pending;
+    const record = entry.record.versions.find((v) => v.version === version);
+    if (record === undefined) return Promise.reject(new KmsError('InvalidCiphertext', INVALID_CIPHERTEXT));
+    const { root } = this.options;
+    if (record.rootRef !== root.ref) {
+      return Promise.reject(new KmsError('Internal',
+        `key ${entry.record.keyId} version ${version} was wrapped by root ${record.rootRef}; this daemon's root is ${root.ref}`));
+    }
+    const promise = root
+      .unwrap(Buffer.from(record.wrappedMaterial, 'base64'), keyMaterialAad(entry.record.keyId, version))
+      .then((slot) => {
+        this.rootHealthy = true;
+        this.lastRootContact = this.clock;
+        const current = this.entries.get(entry.record.keyId);
+        if (current !== entry || this.closed) {
+          native.slotDestroy(slot); // the key was purged while we unwrapped
+          throw new KmsError('KeyNotFound', `key ${entry.record.keyId} does not exist`);
+        }
+        entry.slots.set(version, slot);
+        return slot;
+      }, (err: unknown) => {
+        if (err instanceof KmsError && err.code === 'BackendUnavailable') this.rootHealthy = false;
+        throw err;
+      })
+      .finally(() => entry.loading.delete(version));
+    entry.loading.set(version, promise);
+    return promise;
+  }
+
+  private async newVersion(keyId: string, version: number, now: number) {
+    const slot = native.slotGenerate();
+    try {
+      const wrapped = await this.options.root.wrap(slot, keyMaterialAad(keyId, version));
+      return {
+        slot,
+        version: { version, createdAt: now, wrappedMaterial: wrapped.toString('base64'), rootRef: this.options.root.ref },
+      };
+    } catch (err) {
+      native.slotDestroy(slot);
+      throw err;
+    }
+  }
+
+  /** Adds version N+1 and makes it current. Caller holds the key's chain. */
+  private async rotateLocked(entry: Entry): Promise<KeyRecord> {
+    for (let attempt = 1; ; attempt++) {
+      const now = this.now();
+      const next = entry.record.currentVersion + 1;
+      const { slot, version } = await this.newVersion(entry.record.keyId, next, now);
+      const updated = { ...entry.record, versions: [...entry.record.versions, version], currentVersion: next, rotatedAt: now };
+      try {
+        const stored = await this.options.keystore.update(updated, entry.record.revision);
+        entry.slots.set(next, slot);
+        this.replaceRecord(entry, stored);
+        return stored;
+      } catch (err) {
+        native.slotDestroy(slot);
+        if (!(err instanceof RevisionConflict) || attempt >= CAS_ATTEMPTS) throw backendError(err);
+        await this.refresh(entry);
+      }
+    }
+  }
+
+  /** State changes: re-read on a revision conflict and apply the change again. */
+  private transition(keyId: string, change: (record: KeyRecord) => void): Promise<KeyInfo> {
+    assertKeyId(keyId);
+    return this.serialized(keyId, async () => {
+      const entry = this.entry(keyId);
+      for (let attempt = 1; ; attempt++) {
+        const updated = { ...entry.record, tags: { ...entry.record.tags } };
+        change(updated);
+        try {
+          const stored = await this.options.keystore.update(updated, entry.record.revision);
+          this.replaceRecord(entry, stored);
+          return keyInfo(stored);
+        } catch (err) {
+          if (!(err instanceof RevisionConflict) || attempt >= CAS_ATTEMPTS) throw backendError(err);
+          await this.refresh(entry);
+        }
+      }
+    });
+  }
+
+  private async refresh(entry: Entry): Promise<void> {
+    const latest = await this.options.keystore.get(entry.record.keyId);
+    if (latest === undefined) {
+      this.dropEntry(entry.record.keyId);
+      throw new KmsError('KeyNotFound', `key ${entry.record.keyId} does not exist`);
+    }
+    this.replaceRecord(entry, latest);
+  }
+
+  private replaceRecord(entry: Entry, record: KeyRecord): void {
+    if (record.currentVersion !== entry.record.currentVersion) entry.header = null;
+    entry.record = record;
+  }
+
+  private dropEntry(keyId: string): void {
+    const entry = this.entries.get(keyId);
+    if (entry === undefined) return;
+    wipeSlots(entry);
+    this.entries.delete(keyId);
+    this.sortedIds = null;
+  }
+
+  /** Runs fn after every earlier mutation of the same key has settled. */
+  private serialized<T>(keyId: string, fn: () => Promise<T>): Promise<T> {
+    const previous = this.chains.get(keyId) ?? Promise.resolve();
+    const run = previous.then(fn, fn);
+    const tail = run.catch(() => undefined);
+    this.chains.set(keyId, tail);
+    void tail.then(() => {
+      if (this.chains.get(keyId) === tail) this.chains.delete(keyId);
+    });
+    return run;
+  }
+
+  /** Purges keys whose deletion date has passed and rotates keys whose period is due. */
+  async maintenance(): Promise<void> {
+    const now = this.now();
+    for (const [keyId, entry] of [...this.entries]) {
+      const { record } = entry;
+      if (record.state === 'PendingDeletion' && record.deletionDate !== undefined && record.deletionDate <= now) {
+        await this.serialized(keyId, async () => {
+          const current = this.entries.get(keyId);
+          if (current === undefined || current.record.state !== 'PendingDeletion') return;
+          await this.options.keystore.remove(keyId, current.record.revision);
+          this.dropEntry(keyId);
+          this.options.logger?.info({ key_id: keyId }, 'key purged after its deletion window');
+        });
+      } else if (record.state === 'Enabled' && record.rotationPeriodDays !== undefined) {
+        const due = (record.rotatedAt ?? record.createdAt) + record.rotationPeriodDays * DAY_MS;
+        if (due <= now) {
+          await this.serialized(keyId, async () => {
+            const current = this.entries.get(keyId);
+            if (current === undefined || current.record.state !== 'Enabled') return;
+            const stored = await this.rotateLocked(current);
+            this.options.logger?.info({ key_id: keyId, key_version: stored.currentVersion }, 'key rotated on schedule');
+          });
+        }
+      }
+    }
+  }
+
+  private evictIdle(): void {
+    const now = this.clock;
+    const idle = this.options.idleTtlMs;
+    // While the root is away, keep serving what is cached for the offline window.
+    const limit = this.rootHealthy ? idle : Math.max(idle, this.options.offlineTtlMs);
+    for (const entry of this.entries.values()) {
+      if (entry.slots.size > 0 && now - entry.lastUsed >= limit) wipeSlots(entry);
+    }
+  }
+
+  /** Refuses to start when existing keys do not open under the configured root. */
+  private async verifyRoot(): Promise<void> {
+    const first = this.entries.values().next();
+    if (first.done === true) return;
+    const entry = first.value;
+    try {
+      await this.loadSlot(entry, entry.record.currentVersion);
+    } catch (err) {
+      throw new Error(`the configured root does not open existing key ${entry.record.keyId}: ${errorText(err)}`);
+    }
+  }
+}
+
+function newEntry(record: KeyRecord, now: number): Entry {
+  return { record, slots: new Map(), loading: new Map(), header: null, lastUsed: now };
+}
+
+function wipeSlots(entry: Entry): void {
+  for (const slot of entry.slots.values()) native.slotDestroy(slot);
+  entry.slots.clear();
+}
+
+function hasVersion(record: KeyRecord, version: number): boolean {
+  const v = record.versions[version - 1];
+  return v !== undefined && v.version === version ? true : record.versions.some((x) => x.version === version);
+}
+
+export function keyInfo(record: KeyRecord): KeyInfo {
+  const info: KeyInfo = {
+    keyId: record.keyId,
+    state: record.state,
+    currentVersion: record.currentVersion,
+    versions: record.versions.length,
+    algorithm: 'XAES-256-GCM',
+    origin: record.origin,
+    createdAt: record.createdAt,
+    description: record.description,
+    tags: { ...record.tags },
+  };
+  if (record.rotatedAt !== undefined) info.rotatedAt = record.rotatedAt;
+  if (record.deletionDate !== undefined) info.deletionDate = record.deletionDate;
+  if (record.rotationPeriodDays !== undefined) info.rotationPeriodDays = record.rotationPeriodDays;
+  return info;
+}
+
+function lowerBound(ids: string[], pred: (id: string) => boolean): number {
+  let lo = 0;
+  let hi = ids.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (pred(ids[mid] as string)) hi = mid;
+    else lo = mid + 1;
+  }
+  return lo;
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** Storage failures surface as BackendUnavailable; protocol errors pass through. */
+function backendError(err: unknown): KmsError {
+  if (err instanceof KmsError) return err;
+  return new KmsError('BackendUnavailable', `keystore write failed: ${errorText(err)}`);
+}

@@ -1,0 +1,63 @@
+// What a keystore persists: one record per master key, its wrapped versions, and a revision for
+// compare-and-swap. Material inside is always wrapped by the root; a record alone opens nothing.
+
+export type KeyState = 'Enabled' | 'Disabled' | 'PendingDeletion';
+export type KeyOrigin = 'local' | 'pkcs11' | 'vault';
+
+export interface KeyVersionRecord {
+  version: number;
+  createdAt: number;
+  /** Root-wrapped material, base64. */
+  wrappedMaterial: string;
+  /** Which root wrapped it (type and root identity), so a mismatched root is reported, not guessed. */
+  rootRef: string;
+}
+
+export interface KeyRecord {
+  keyId: string;
+  state: KeyState;
+  origin: KeyOrigin;
+  description: string;
+  tags: Record<string, string>;
+  createdAt: number;
+  rotatedAt?: number;
+  deletionDate?: number;
+  rotationPeriodDays?: number;
+  currentVersion: number;
+  versions: KeyVersionRecord[];
+  /** Bumped by every successful write; writes name the revision they replace. */
+  revision: number;
+}
+
+/** A record changed underneath a writer: re-read and decide again, never overwrite. */
+export class RevisionConflict extends Error {
+  constructor(readonly keyId: string, readonly expected: number, readonly actual: number | undefined) {
+    super(`key record ${keyId} changed concurrently (expected revision ${expected}, found ${actual ?? 'none'})`);
+    this.name = 'RevisionConflict';
+  }
+}
+
+export interface Keystore {
+  readonly type: 'file' | 'vault-kv';
+  /** Loads what is persisted; called once before use. */
+  open(): Promise<void>;
+  get(keyId: string): Promise<KeyRecord | undefined>;
+  /** Key ids in byte order. */
+  listIds(): Promise<string[]>;
+  /** Writes revision 1 of a new record; RevisionConflict when the id exists. */
+  create(record: KeyRecord): Promise<KeyRecord>;
+  /** Replaces revision `expectedRevision`; returns the stored record (revision + 1). */
+  update(record: KeyRecord, expectedRevision: number): Promise<KeyRecord>;
+  remove(keyId: string, expectedRevision: number): Promise<void>;
+  /** Called by the periodic sync of shared keystores; file keystores have nothing to do. */
+  describe(): Record<string, unknown>;
+  close(): Promise<void>;
+}
+
+export function cloneRecord(record: KeyRecord): KeyRecord {
+  return {
+    ...record,
+    tags: { ...record.tags },
+    versions: record.versions.map((v) => ({ ...v })),
+  };
+}

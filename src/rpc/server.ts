@@ -1,0 +1,238 @@
+// The Unix-socket RPC server. Like ssh-agent it checks the peer on every accept and refuses when
+// in doubt, caps frame sizes, connections and requests in flight, and stops reading rather than
+// buffer without bound.
+import { createServer, type Server, type Socket } from 'node:net';
+import { native } from '../native/index.js';
+import { peerCaller, type Caller } from '../access/identity.js';
+import { KmsError } from '../errors.js';
+import { FrameReader, FrameTooLargeError, ProtocolError, decodeMessage, encodeError, encodeOk, validateRequest } from './codec.js';
+import type { Pipeline } from './pipeline.js';
+
+export interface ServerLimits {
+  maxFrameBytes: number;
+  maxConnections: number;
+  maxInflightPerConnection: number;
+  idleTimeoutMs: number;
+}
+
+export interface ServerLogger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+const SHUTTING_DOWN = 'the daemon is shutting down; retry on another instance or after restart';
+
+export class SocketServer {
+  private readonly server: Server;
+  private readonly connections = new Set<Connection>();
+  private accepting = true;
+
+  constructor(
+    private readonly pipeline: Pipeline,
+    readonly limits: ServerLimits,
+    private readonly logger: ServerLogger,
+  ) {
+    this.server = createServer({ pauseOnConnect: true }, (socket) => this.accept(socket));
+    this.server.on('error', (err) => this.logger.error({ err: err.message }, 'socket server error'));
+  }
+
+  get connectionCount(): number {
+    return this.connections.size;
+  }
+
+  get inflight(): number {
+    let total = 0;
+    for (const c of this.connections) total += c.inflight.size;
+    return total;
+  }
+
+  listen(target: string | { fd: number }): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(target, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+  }
+
+  private accept(socket: Socket): void {
+    if (!this.accepting) {
+      socket.destroy();
+      return;
+    }
+    let caller: Caller;
+    try {
+      caller = peerCaller(native.peerCredentials(socketFd(socket)));
+    } catch (err) {
+      // No kernel-vouched identity, no service: never fall back to a guess.
+      this.logger.warn({ err: (err as Error).message }, 'refused a connection whose peer could not be identified');
+      socket.destroy();
+      return;
+    }
+    if (this.connections.size >= this.limits.maxConnections) {
+      socket.end(encodeError(0, 'Busy', `too many connections; the limit is ${this.limits.maxConnections}`));
+      return;
+    }
+    const connection = new Connection(socket, caller, this.pipeline, this.limits, () => this.connections.delete(connection));
+    this.connections.add(connection);
+    socket.resume();
+  }
+
+  /**
+   * Stops accepting, lets requests in flight finish for up to timeoutMs, answers the rest with
+   * Busy, and closes every connection.
+   */
+  async shutdown(timeoutMs: number): Promise<void> {
+    this.accepting = false;
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const c of this.connections) c.stopReading(SHUTTING_DOWN);
+    const deadline = Date.now() + timeoutMs;
+    while (this.inflight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    for (const c of this.connections) c.close(SHUTTING_DOWN);
+    await closed;
+  }
+}
+
+function socketFd(socket: Socket): number {
+  const handle = (socket as unknown as { _handle?: { fd?: number } })._handle;
+  const fd = handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) throw new Error('the connection has no file descriptor to ask the kernel about');
+  return fd;
+}
+
+class Connection {
+  /** Request ids awaiting an answer. */
+  readonly inflight = new Set<number>();
+  private readonly reader: FrameReader;
+  /** Frames read while at the in-flight limit; at most one read chunk's worth. */
+  private readonly queued: Buffer[] = [];
+  private corked = false;
+  private readPaused = false;
+  private closing = false;
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly caller: Caller,
+    private readonly pipeline: Pipeline,
+    private readonly limits: ServerLimits,
+    onClose: () => void,
+  ) {
+    this.reader = new FrameReader(limits.maxFrameBytes);
+    socket.setNoDelay?.(true);
+    socket.setTimeout(limits.idleTimeoutMs, () => {
+      if (this.inflight.size === 0) socket.destroy();
+    });
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('drain', () => this.updateFlow());
+    socket.on('error', () => socket.destroy());
+    socket.on('close', () => {
+      this.closing = true;
+      onClose();
+    });
+  }
+
+  private onData(chunk: Buffer): void {
+    let frames: Buffer[];
+    try {
+      frames = this.reader.push(chunk);
+    } catch (err) {
+      const message = err instanceof FrameTooLargeError ? err.message : 'malformed frame';
+      const code = err instanceof FrameTooLargeError ? 'FrameTooLarge' : 'InvalidRequest';
+      this.closing = true;
+      this.socket.end(encodeError(0, code, message));
+      return;
+    }
+    if (frames.length === 0) return;
+    this.cork();
+    for (const body of frames) {
+      if (this.inflight.size >= this.limits.maxInflightPerConnection) this.queued.push(body);
+      else this.handle(body);
+    }
+    this.updateFlow();
+  }
+
+  private handle(body: Buffer): void {
+    let id = 0;
+    try {
+      const request = validateRequest(decodeMessage(body));
+      id = request.id;
+      if (this.inflight.has(id)) {
+        this.write(encodeError(id, 'InvalidRequest', `request id ${id} is already in flight on this connection`));
+        return;
+      }
+      this.inflight.add(id);
+      this.pipeline.run(request.op, request.args, this.caller, request.ctx, 'socket', (error, result) => {
+        if (!this.inflight.delete(id)) return; // already failed by shutdown
+        this.write(error === null ? encodeOk(id, result) : encodeError(id, error.code, error.message));
+        if (this.queued.length > 0 || this.readPaused) this.afterReply();
+      });
+    } catch (err) {
+      const requestId = err instanceof ProtocolError ? err.id : id;
+      const message = err instanceof ProtocolError || err instanceof KmsError ? err.message : 'malformed request';
+      this.write(encodeError(requestId, 'InvalidRequest', message));
+    }
+  }
+
+  private afterReply(): void {
+    this.cork();
+    while (this.queued.length > 0 && this.inflight.size < this.limits.maxInflightPerConnection) {
+      this.handle(this.queued.shift() as Buffer);
+    }
+    this.updateFlow();
+  }
+
+  private write(frame: Buffer): void {
+    if (this.closing) return;
+    this.cork();
+    this.socket.write(frame);
+  }
+
+  /** Batches the writes of one tick into one syscall. */
+  private cork(): void {
+    if (this.corked) return;
+    this.corked = true;
+    this.socket.cork();
+    process.nextTick(() => {
+      this.corked = false;
+      this.socket.uncork();
+    });
+  }
+
+  /** Reads only while under the in-flight limit and while the peer keeps up with our answers. */
+  private updateFlow(): void {
+    if (this.closing) return;
+    const full = this.queued.length > 0 || this.inflight.size >= this.limits.maxInflightPerConnection;
+    const backlogged = this.socket.writableNeedDrain;
+    if ((full || backlogged) && !this.readPaused) {
+      this.readPaused = true;
+      this.socket.pause();
+    } else if (!full && !backlogged && this.readPaused) {
+      this.readPaused = false;
+      this.socket.resume();
+    }
+  }
+
+  /** Shutdown: read nothing more; frames read but not started are answered Busy now. */
+  stopReading(message: string): void {
+    this.readPaused = true;
+    this.socket.pause();
+    for (const body of this.queued) {
+      try {
+        this.write(encodeError(validateRequest(decodeMessage(body)).id, 'Busy', message));
+      } catch {
+        // unreadable frames never had an id to answer
+      }
+    }
+    this.queued.length = 0;
+  }
+
+  /** Answers whatever is still in flight with Busy, then closes. */
+  close(message: string): void {
+    for (const id of this.inflight) this.socket.write(encodeError(id, 'Busy', message));
+    this.inflight.clear();
+    this.closing = true;
+    this.socket.end();
+  }
+}
