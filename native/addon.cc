@@ -211,10 +211,7 @@ Napi::Value SecureBuffer(const Napi::CallbackInfo& info) {
     ThrowError(info.Env(), err);
     return info.Env().Undefined();
   }
-  Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(info.Env(), mem, len, [](Napi::Env, void* data, size_t* hint) {
-    arena::SecureFree(data, *hint);
-    delete hint;
-  }, new size_t(len));
+  Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(info.Env(), mem, len, [](Napi::Env, void* data) { arena::SecureFree(data); });
   return Napi::Uint8Array::New(info.Env(), len, ab, 0);
 }
 
@@ -222,8 +219,9 @@ Napi::Value SecureRelease(const Napi::CallbackInfo& info) {
   Bytes bytes;
   CHECK(ArgBytes(info, 0, "buffer", &bytes));
   Napi::ArrayBuffer ab = info[0].As<Napi::TypedArray>().ArrayBuffer();
-  OPENSSL_cleanse(bytes.data, bytes.len);
   if (ab.IsDetached()) return info.Env().Undefined();
+  // Only our own locked buffers: detaching anything else (Node's Buffer pool) would break the process.
+  CHECK(arena::SecureWipe(bytes.data) || Throw(info.Env(), "buffer must be a buffer made by secureBuffer()"));
   ab.Detach();  // the finalizer unmaps the pages once V8 lets go of them
   return info.Env().Undefined();
 }
@@ -408,8 +406,12 @@ class AeadWorker : public Napi::AsyncWorker {
       : Napi::AsyncWorker(cb), slot_(slot), xaes_(xaes), seal_(seal), out_(out), nonce_(nonce), in_(in), aad_(aad) {
     keep_ = Napi::Persistent(keep);
     arena::Pin(slot_);
+    for (const Bytes* b : {&out_, &nonce_, &in_, &aad_}) arena::SecureHold(b->data);
   }
-  ~AeadWorker() override { arena::Unpin(slot_); }
+  ~AeadWorker() override {
+    for (const Bytes* b : {&out_, &nonce_, &in_, &aad_}) arena::SecureDrop(b->data);
+    arena::Unpin(slot_);
+  }
 
   void Execute() override {
     Aad aad{aad_.data, aad_.len, nullptr, 0};
@@ -571,8 +573,8 @@ Napi::Value HardenProcess(const Napi::CallbackInfo& info) {
 Napi::Value Dumpable(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), sys::Dumpable()); }
 
 Napi::Value SdNotify(const Napi::CallbackInfo& info) {
-  CHECK((info.Length() >= 2 && info[0].IsString()) || Throw(info.Env(), "socketPath must be a string"));
-  CHECK(info[1].IsString() || Throw(info.Env(), "message must be a string"));
+  CHECK((info.Length() >= 1 && info[0].IsString()) || Throw(info.Env(), "socketPath must be a string"));
+  CHECK((info.Length() >= 2 && info[1].IsString()) || Throw(info.Env(), "message must be a string"));
   std::string err;
   CHECK(sys::SdNotify(info[0].As<Napi::String>().Utf8Value(), info[1].As<Napi::String>().Utf8Value(), &err) ||
         ThrowError(info.Env(), err));
@@ -596,10 +598,23 @@ Napi::Value XaesIntermediates(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// The arena is process-wide and unlocked, so exactly one JavaScript environment (the main thread,
+// or one worker at a time) may use it; when that environment ends every slot is wiped.
+napi_env g_owner = nullptr;
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  if (g_owner != nullptr && g_owner != static_cast<napi_env>(env)) {
+    Napi::Error::New(env, "the rustfs-kms native addon is in use by another thread of this process; "
+                          "it serves one JavaScript thread at a time").ThrowAsJavaScriptException();
+    return exports;
+  }
+  g_owner = env;
   const char* hooks = getenv("RUSTFS_KMS_NATIVE_TEST_HOOKS");
   g_test_hooks = hooks != nullptr && strcmp(hooks, "1") == 0;
-  env.AddCleanupHook([]() { arena::WipeAll(); });
+  env.AddCleanupHook([]() {
+    arena::WipeAll();
+    g_owner = nullptr;
+  });
 #define EXPORT(name, fn) exports.Set(name, Napi::Function::New(env, fn, name))
   EXPORT("setAllowUnlockedMemory", SetAllowUnlockedMemory);
   EXPORT("setMaxSlots", SetMaxSlots);

@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <map>
 #include <vector>
 
 #ifndef MADV_WIPEONFORK
@@ -32,6 +33,14 @@ std::vector<Chunk> g_chunks;
 std::vector<uint32_t> g_free;
 size_t g_locked_bytes = 0;
 size_t g_in_use = 0;
+
+// Secure buffers by data address: length, async holds, and whether JS has let go of it.
+struct SecureBlock {
+  size_t len;
+  uint32_t holds;
+  bool finalized;
+};
+std::map<const uint8_t*, SecureBlock> g_secure;
 
 size_t PageSize() {
   static size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
@@ -83,10 +92,6 @@ void UnmapLocked(uint8_t* data, size_t data_len, uint8_t* base, size_t total) {
 }
 
 bool AddChunk(std::string* err) {
-  if ((g_chunks.size() + 1) * kSlotsPerChunk > g_max_slots) {
-    *err = "key slot limit reached (" + std::to_string(g_max_slots) + " slots)";
-    return false;
-  }
   Chunk chunk;
   uint8_t* data = MapLocked(kSlotsPerChunk * sizeof(Slot), &chunk.base, &chunk.total, err);
   if (data == nullptr) return false;
@@ -124,9 +129,13 @@ uint32_t IndexOf(Slot* slot) {
 
 void SetAllowUnlocked(bool allow) { g_allow_unlocked = allow; }
 bool AllowUnlocked() { return g_allow_unlocked; }
-void SetMaxSlots(uint32_t max_slots) { g_max_slots = max_slots < kSlotsPerChunk ? kSlotsPerChunk : max_slots; }
+void SetMaxSlots(uint32_t max_slots) { g_max_slots = max_slots; }
 
 Slot* Allocate(double* handle, std::string* err) {
+  if (g_in_use >= g_max_slots) {
+    *err = "key slot limit reached (" + std::to_string(g_max_slots) + " slots)";
+    return nullptr;
+  }
   if (g_free.empty() && !AddChunk(err)) return nullptr;
   uint32_t index = g_free.back();
   g_free.pop_back();
@@ -162,6 +171,7 @@ void Release(Slot* slot) {
 void Pin(Slot* slot) { ++slot->pins; }
 
 void Unpin(Slot* slot) {
+  if (slot->pins == 0) return;
   if (--slot->pins == 0 && slot->doomed) Release(slot);
 }
 
@@ -169,11 +179,7 @@ void WipeAll() {
   for (auto& chunk : g_chunks) {
     for (uint32_t i = 0; i < kSlotsPerChunk; ++i) {
       Slot* slot = &chunk.slots[i];
-      if (slot->in_use) {
-        Wipe(slot);
-        --g_in_use;
-        g_free.push_back(IndexOf(slot));
-      }
+      if (slot->in_use && !slot->doomed) Release(slot);  // pinned slots go when their job ends
     }
   }
 }
@@ -185,14 +191,52 @@ void* SecureAlloc(size_t len, std::string* err) {
   uint8_t* base;
   size_t total;
   size_t data_len = RoundToPages(len == 0 ? 1 : len);
-  return MapLocked(data_len, &base, &total, err);
+  uint8_t* data = MapLocked(data_len, &base, &total, err);
+  if (data != nullptr) g_secure[data] = SecureBlock{data_len, 0, false};
+  return data;
 }
 
-void SecureFree(void* ptr, size_t len) {
+namespace {
+std::map<const uint8_t*, SecureBlock>::iterator FindBlock(const void* ptr) {
+  const uint8_t* p = static_cast<const uint8_t*>(ptr);
+  auto it = g_secure.upper_bound(p);
+  if (it == g_secure.begin()) return g_secure.end();
+  --it;
+  return p < it->first + it->second.len ? it : g_secure.end();
+}
+
+void Unmap(std::map<const uint8_t*, SecureBlock>::iterator it) {
+  uint8_t* data = const_cast<uint8_t*>(it->first);
   size_t page = PageSize();
-  size_t data_len = RoundToPages(len == 0 ? 1 : len);
-  uint8_t* data = static_cast<uint8_t*>(ptr);
+  size_t data_len = it->second.len;
+  g_secure.erase(it);
   UnmapLocked(data, data_len, data - page, data_len + 2 * page);
+}
+}  // namespace
+
+void SecureFree(void* ptr) {
+  auto it = FindBlock(ptr);
+  if (it == g_secure.end()) return;
+  it->second.finalized = true;
+  if (it->second.holds == 0) Unmap(it);
+}
+
+bool SecureWipe(const void* ptr) {
+  auto it = FindBlock(ptr);
+  if (it == g_secure.end()) return false;
+  OPENSSL_cleanse(const_cast<uint8_t*>(it->first), it->second.len);
+  return true;
+}
+
+void SecureHold(const void* ptr) {
+  auto it = FindBlock(ptr);
+  if (it != g_secure.end()) ++it->second.holds;
+}
+
+void SecureDrop(const void* ptr) {
+  auto it = FindBlock(ptr);
+  if (it == g_secure.end() || it->second.holds == 0) return;
+  if (--it->second.holds == 0 && it->second.finalized) Unmap(it);
 }
 
 }  // namespace arena

@@ -11,7 +11,7 @@ namespace kms {
 
 constexpr size_t kMaxKeyBytes = 64;
 
-// One key slot. Lives inside a locked arena page; 512 bytes so eight share a page.
+// One key slot. Lives inside a locked arena chunk of 128 slots (at most 512 bytes each).
 struct alignas(64) Slot {
   uint8_t round_keys[240];    // AES-256 encryption schedule (for the XAES CMAC derivation)
   uint8_t key[kMaxKeyBytes];  // raw material; only key_len bytes are meaningful
@@ -48,7 +48,13 @@ size_t SlotsInUse();
 
 // Page-granular locked buffer with guard pages on both sides; nullptr with *err on failure.
 void* SecureAlloc(size_t len, std::string* err);
-void SecureFree(void* ptr, size_t len);
+// Called by the ArrayBuffer finalizer; the pages stay mapped while an async job holds them.
+void SecureFree(void* ptr);
+// Wipes the whole allocation holding ptr; false when ptr is not inside one of ours.
+bool SecureWipe(const void* ptr);
+// Async jobs hold the secure allocations their buffers live in (no-op for other memory).
+void SecureHold(const void* ptr);
+void SecureDrop(const void* ptr);
 
 }  // namespace arena
 }  // namespace kms
