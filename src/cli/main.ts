@@ -1,0 +1,265 @@
+#!/usr/bin/env node
+// rustfs-kms: the operator's tool. Talks to rustfs-kmsd over its socket (found from --socket, then
+// $RUSTFS_KMS_SOCKET, then the default path); `init` works on the state directory directly.
+import { parseArgs } from 'node:util';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { KmsClient, type KeyInfo } from '../rpc/client.js';
+import { KmsError } from '../errors.js';
+import { VERSION } from '../package-info.js';
+import { block, table, time, toJson } from './format.js';
+import { createKeyFile } from '../roots/local.js';
+
+const PRODUCTION_SOCKET = '/run/rustfs-kms/kms.sock';
+
+const USAGE = `usage: rustfs-kms [--socket PATH] [--json] <command> [arguments]
+
+keys
+  key create KEY [--description TEXT] [--tag K=V]... [--rotation-period-days N]
+  key status KEY
+  key list [--prefix P] [--limit N] [--marker M]
+  key enable KEY | key disable KEY | key rotate KEY
+  key delete KEY [--pending-days N]        schedule deletion (7-30 days, default 30)
+  key cancel-delete KEY
+data
+  encrypt --key KEY [--context K=V]...     stdin → envelope on stdout
+  decrypt [--context K=V]...               envelope on stdin → plaintext on stdout
+  datakey KEY [--context K=V]... [--bytes N] [--ciphertext-out FILE] [--without-plaintext]
+daemon
+  status | health
+setup
+  init [--state-dir DIR] [--key-file FILE]  create the local root key (refuses to overwrite)
+
+The socket is --socket, else $RUSTFS_KMS_SOCKET, else ${PRODUCTION_SOCKET}
+(or ./.kms/kms.sock when only the development daemon's socket exists).
+Exit status: 0 ok, 1 the daemon refused (the error code is printed), 2 usage.
+`;
+
+class UsageError extends Error {}
+
+const OPTIONS = {
+  socket: { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean' },
+  'timeout-ms': { type: 'string' },
+  description: { type: 'string' },
+  tag: { type: 'string', multiple: true },
+  'rotation-period-days': { type: 'string' },
+  prefix: { type: 'string' },
+  limit: { type: 'string' },
+  marker: { type: 'string' },
+  'pending-days': { type: 'string' },
+  key: { type: 'string' },
+  context: { type: 'string', multiple: true },
+  bytes: { type: 'string' },
+  'ciphertext-out': { type: 'string' },
+  'without-plaintext': { type: 'boolean' },
+  'state-dir': { type: 'string' },
+  'key-file': { type: 'string' },
+} as const;
+
+type Flags = ReturnType<typeof parse>['values'];
+
+function parse(argv: string[]) {
+  try {
+    return parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+export function socketPath(flag: string | undefined, env: NodeJS.ProcessEnv, cwd: string): string {
+  if (flag !== undefined) return resolve(cwd, flag);
+  if (env.RUSTFS_KMS_SOCKET !== undefined && env.RUSTFS_KMS_SOCKET !== '') return resolve(cwd, env.RUSTFS_KMS_SOCKET);
+  const dev = join(cwd, '.kms', 'kms.sock');
+  if (!existsSync(PRODUCTION_SOCKET) && existsSync(dev)) return dev;
+  return PRODUCTION_SOCKET;
+}
+
+function integer(value: string | undefined, name: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value)) throw new UsageError(`--${name} must be a whole number, got "${value}"`);
+  return Number(value);
+}
+
+function pairs(values: string[] | undefined, name: string): Record<string, string> | undefined {
+  if (values === undefined) return undefined;
+  const out: Record<string, string> = {};
+  for (const v of values) {
+    const eq = v.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--${name} takes KEY=VALUE, got "${v}"`);
+    out[v.slice(0, eq)] = v.slice(eq + 1);
+  }
+  return out;
+}
+
+function need(value: string | undefined, what: string): string {
+  if (value === undefined || value === '') throw new UsageError(`missing ${what}`);
+  return value;
+}
+
+async function readStdin(): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+function keyTable(keys: KeyInfo[]): string {
+  return table(
+    ['KEY', 'STATE', 'VERSION', 'ORIGIN', 'CREATED', 'DESCRIPTION'],
+    keys.map((k) => [k.keyId, k.state, String(k.currentVersion), k.origin, time(k.createdAt) ?? '', k.description]),
+  );
+}
+
+function keyBlock(k: KeyInfo): string {
+  return block([
+    ['key', k.keyId], ['state', k.state], ['current version', k.currentVersion], ['versions', k.versions],
+    ['algorithm', k.algorithm], ['origin', k.origin], ['created', time(k.createdAt)], ['rotated', time(k.rotatedAt)],
+    ['deletion date', time(k.deletionDate)], ['rotation period (days)', k.rotationPeriodDays],
+    ['description', k.description || undefined],
+    ['tags', Object.keys(k.tags).length > 0 ? Object.entries(k.tags).map(([a, b]) => `${a}=${b}`).join(', ') : undefined],
+  ]);
+}
+
+async function withClient<T>(flags: Flags, fn: (client: KmsClient) => Promise<T>): Promise<T> {
+  const timeoutMs = integer(flags['timeout-ms'], 'timeout-ms') ?? 30_000;
+  const path = socketPath(flags.socket, process.env, process.cwd());
+  const client = await KmsClient.connect(path, { timeoutMs, reconnect: false, ctx: { user_agent: `rustfs-kms/${VERSION}` } });
+  try {
+    return await fn(client);
+  } finally {
+    await client.close();
+  }
+}
+
+async function run(argv: string[]): Promise<void> {
+  const { values: flags, positionals } = parse(argv);
+  const out = (human: string, json: unknown): void => {
+    process.stdout.write(flags.json === true ? toJson(json) : human);
+  };
+  if (flags.version === true) {
+    process.stdout.write(`rustfs-kms ${VERSION}\n`);
+    return;
+  }
+  const [command, sub, arg] = positionals;
+  if (flags.help === true || command === undefined || command === 'help') {
+    process.stdout.write(USAGE);
+    return;
+  }
+
+  switch (command) {
+    case 'init': {
+      const stateDir = resolve(flags['state-dir'] ?? process.env.RUSTFS_KMS_STATE_DIR ?? '/var/lib/rustfs-kms');
+      const keyFile = resolve(flags['key-file'] ?? join(stateDir, 'root.key'));
+      mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+      if (existsSync(keyFile)) throw new UsageError(`root key file ${keyFile} already exists; refusing to overwrite it`);
+      createKeyFile(keyFile);
+      return out(`created root key ${keyFile} (0600); back it up: without it no key record opens\n`, { key_file: keyFile, state_dir: stateDir });
+    }
+    case 'health':
+      return withClient(flags, async (c) => {
+        const h = await c.health();
+        out(block([['healthy', h.healthy], ['backend', h.backend], ['version', h.version]]), h);
+        if (!h.healthy) process.exitCode = 1;
+      });
+    case 'status':
+      return withClient(flags, async (c) => {
+        const s = await c.status();
+        out(block([
+          ['root', s.rootType], ['keystore', s.keystoreType], ['endpoint', s.endpoint], ['keys', s.keyCount],
+          ['uptime (s)', Math.round(s.uptimeMs / 1000)], ['max frame bytes', s.limits.maxFrameBytes],
+          ['max connections', s.limits.maxConnections],
+        ]), s);
+      });
+    case 'key':
+      return keyCommand(flags, sub, arg, out);
+    case 'encrypt':
+      return withClient(flags, async (c) => {
+        const plaintext = await readStdin();
+        const context = pairs(flags.context, 'context');
+        const r = await c.encrypt(need(flags.key ?? sub, 'the key (--key KEY)'), plaintext, context ? { context } : {});
+        if (flags.json === true) out('', r);
+        else process.stdout.write(r.ciphertext);
+      });
+    case 'decrypt':
+      return withClient(flags, async (c) => {
+        const ciphertext = await readStdin();
+        const context = pairs(flags.context, 'context');
+        const r = await c.decrypt(ciphertext, context ? { context } : {});
+        if (flags.json === true) out('', r);
+        else process.stdout.write(r.plaintext);
+      });
+    case 'datakey':
+      return withClient(flags, async (c) => {
+        const context = pairs(flags.context, 'context');
+        const bytes = integer(flags.bytes, 'bytes');
+        const r = await c.generateDataKey(need(sub, 'the key id'), {
+          ...(context ? { context } : {}), ...(bytes !== undefined ? { bytes } : {}),
+          ...(flags['without-plaintext'] === true ? { withoutPlaintext: true } : {}),
+        });
+        if (flags['ciphertext-out'] !== undefined) writeFileSync(flags['ciphertext-out'], r.ciphertext, { mode: 0o600 });
+        out(block([
+          ['key', r.keyId], ['version', r.keyVersion], ['plaintext (hex)', r.plaintext?.toString('hex')],
+          ['ciphertext (base64)', flags['ciphertext-out'] === undefined ? r.ciphertext.toString('base64') : `written to ${flags['ciphertext-out']}`],
+        ]), r);
+      });
+    default:
+      throw new UsageError(`unknown command "${command}"`);
+  }
+}
+
+async function keyCommand(flags: Flags, sub: string | undefined, keyId: string | undefined, out: (h: string, j: unknown) => void): Promise<void> {
+  const one = (fn: (c: KmsClient, id: string) => Promise<KeyInfo>) =>
+    withClient(flags, async (c) => {
+      const k = await fn(c, need(keyId, 'the key id'));
+      out(keyBlock(k), k);
+    });
+  switch (sub) {
+    case 'create': {
+      const tags = pairs(flags.tag, 'tag');
+      const period = integer(flags['rotation-period-days'], 'rotation-period-days');
+      return one((c, id) => c.createKey(id, {
+        ...(flags.description !== undefined ? { description: flags.description } : {}),
+        ...(tags ? { tags } : {}), ...(period !== undefined ? { rotationPeriodDays: period } : {}),
+      }));
+    }
+    case 'status':
+      return one((c, id) => c.describeKey(id));
+    case 'enable':
+      return one((c, id) => c.enableKey(id));
+    case 'disable':
+      return one((c, id) => c.disableKey(id));
+    case 'rotate':
+      return one((c, id) => c.rotateKey(id));
+    case 'delete':
+      return one((c, id) => c.scheduleKeyDeletion(id, integer(flags['pending-days'], 'pending-days') ?? 30));
+    case 'cancel-delete':
+      return one((c, id) => c.cancelKeyDeletion(id));
+    case 'list':
+      return withClient(flags, async (c) => {
+        const limit = integer(flags.limit, 'limit');
+        const page = await c.listKeys({
+          ...(flags.prefix !== undefined ? { prefix: flags.prefix } : {}),
+          ...(flags.marker !== undefined ? { marker: flags.marker } : {}),
+          ...(limit !== undefined ? { limit } : {}),
+        });
+        out(keyTable(page.keys) + (page.truncated ? `(more: --marker ${page.nextMarker})\n` : ''), page);
+      });
+    default:
+      throw new UsageError(`unknown key command "${sub ?? ''}" (create, status, list, enable, disable, rotate, delete, cancel-delete)`);
+  }
+}
+
+run(process.argv.slice(2)).catch((err: unknown) => {
+  const json = process.argv.includes('--json');
+  if (err instanceof UsageError) {
+    process.stderr.write(`rustfs-kms: ${err.message}\n\n${USAGE}`);
+    process.exit(2);
+  }
+  const code = err instanceof KmsError ? err.code : 'Internal';
+  const message = err instanceof Error ? err.message : String(err);
+  if (json) process.stdout.write(toJson({ error: { code, message } }));
+  process.stderr.write(`rustfs-kms: ${code}: ${message}\n`);
+  process.exit(1);
+});

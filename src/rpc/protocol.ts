@@ -1,0 +1,243 @@
+// Wire protocol of the Unix-socket RPC (DESIGN §4): operation names, error codes, the shape of every
+// request and response as it travels (snake_case, exactly as on the wire), and the limits both ends
+// enforce. No I/O here; docs/protocol.md is the prose version of this file and must agree with it.
+
+// ---------------------------------------------------------------------------------------------------
+// Error codes
+//
+// ERROR_CODES, ErrorCode and KmsError live in src/errors.ts (the bottom of the dependency tree, so
+// keys/ and keystore/ can throw protocol codes); they are re-exported here so that there is exactly
+// one KmsError class: `instanceof KmsError` holds whichever module it was imported from.
+//
+// KmsError(code, message): name 'KmsError', readonly code. Thrown by the service layers, turned into
+// `{ ok: false, error: { code, message } }` by the server and back into a KmsError by the client.
+// Messages name the problem and never contain key material.
+
+import type { ErrorCode } from '../errors.js';
+
+export { ERROR_CODES, KmsError, isErrorCode, isKmsError, type ErrorCode } from '../errors.js';
+
+// ---------------------------------------------------------------------------------------------------
+// Operations
+
+export const OPERATIONS = [
+  'health',
+  'status',
+  'create_key',
+  'describe_key',
+  'list_keys',
+  'enable_key',
+  'disable_key',
+  'rotate_key',
+  'schedule_key_deletion',
+  'cancel_key_deletion',
+  'encrypt',
+  'decrypt',
+  'generate_data_key',
+  'generate_data_key_batch',
+  're_encrypt',
+] as const;
+
+export type OpName = (typeof OPERATIONS)[number];
+
+const OP_SET: ReadonlySet<string> = new Set<string>(OPERATIONS);
+
+export function isOpName(value: unknown): value is OpName {
+  return typeof value === 'string' && OP_SET.has(value);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Limits (docs/protocol.md §Limits states every one of these)
+
+/** Default maximum frame body (the N of the length prefix); configurable on the server. */
+export const DEFAULT_MAX_FRAME_BYTES = 1_048_576;
+export const MAX_KEY_ID_BYTES = 128;
+export const KEY_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+/** `encrypt` plaintext (64 KiB). */
+export const MAX_PLAINTEXT_BYTES = 65_536;
+/** `decrypt` / `re_encrypt` ciphertext: the largest plaintext plus generous envelope overhead. */
+export const MAX_CIPHERTEXT_BYTES = MAX_PLAINTEXT_BYTES + 512;
+/** `generate_data_key*` `bytes`. */
+export const DATA_KEY_BYTES = { min: 16, max: 64, default: 32 } as const;
+/** `generate_data_key_batch` `count`. */
+export const BATCH_COUNT = { min: 1, max: 1024 } as const;
+/** `list_keys` `limit`: 1..LIST_LIMIT_MAX, LIST_LIMIT_DEFAULT when absent. */
+export const LIST_LIMIT_MAX = 1000;
+export const LIST_LIMIT_DEFAULT = 100;
+/** `list_keys` `prefix` and `marker`. */
+export const MAX_LIST_PREFIX_BYTES = 128;
+/** `schedule_key_deletion` `pending_days`. */
+export const PENDING_DAYS = { min: 7, max: 30 } as const;
+/** `create_key` `rotation_period_days` (absent: no automatic rotation). */
+export const ROTATION_PERIOD_DAYS = { min: 1, max: 3650 } as const;
+/** `create_key` `description`. */
+export const MAX_DESCRIPTION_BYTES = 1024;
+/** `create_key` `tags`: at most 50 pairs, keys 1..128 bytes, values 0..256 bytes. */
+export const TAG_LIMITS = { maxPairs: 50, maxKeyBytes: 128, maxValueBytes: 256 } as const;
+/** Encryption context (`context` argument): at most 64 pairs and 4096 bytes of canonical encoding. */
+export const CONTEXT_LIMITS = { maxPairs: 64, maxCanonicalBytes: 4096 } as const;
+/** Request `op` string. */
+export const MAX_OP_BYTES = 64;
+/** Request `ctx`: every string at most 1024 bytes, `extra` at most 32 pairs. */
+export const CTX_LIMITS = { maxStringBytes: 1024, maxExtraPairs: 32 } as const;
+/** Structural limits of any MessagePack value the decoder accepts. */
+export const DECODE_LIMITS = { maxDepth: 32, maxMapEntries: 4096, maxArrayLength: 65_536 } as const;
+
+export function isValidKeyId(value: unknown): value is string {
+  return typeof value === 'string' && KEY_ID_PATTERN.test(value);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Wire types (snake_case, as encoded). Binary values are MessagePack bin (Buffer when decoded,
+// Uint8Array or Buffer when encoded); times are integer milliseconds since the Unix epoch.
+
+export type Bytes = Uint8Array;
+/** Encryption context: bound into the ciphertext as AAD; the same map must be given to decrypt. */
+export type EncryptionContext = Record<string, string>;
+
+export type KeyState = 'Enabled' | 'Disabled' | 'PendingDeletion';
+export type KeyAlgorithm = 'XAES-256-GCM';
+export type KeyOrigin = 'local' | 'pkcs11' | 'vault';
+
+export interface WireKeyInfo {
+  key_id: string;
+  state: KeyState;
+  /** Version that new encryptions use; versions are numbered from 1. */
+  current_version: number;
+  /** Number of versions the key has. */
+  versions: number;
+  algorithm: KeyAlgorithm;
+  origin: KeyOrigin;
+  created_at: number;
+  rotated_at?: number;
+  deletion_date?: number;
+  rotation_period_days?: number;
+  description: string;
+  tags: Record<string, string>;
+}
+
+/** The caller's claimed operation context: audited as claimed, never used for authorization. */
+export interface WireContext {
+  principal?: string;
+  request_id?: string;
+  user_agent?: string;
+  source_ip?: string;
+  extra?: Record<string, string>;
+}
+
+export interface WireRequest {
+  id: number;
+  /** A string; not necessarily a known operation (the server answers UnknownOperation). */
+  op: string;
+  args: Record<string, unknown>;
+  ctx?: WireContext;
+}
+
+export interface WireErrorBody {
+  code: ErrorCode;
+  message: string;
+}
+
+export type WireResponse<R = unknown> =
+  | { id: number; ok: true; result: R }
+  | { id: number; ok: false; error: WireErrorBody };
+
+export type NoArgs = Record<string, never>;
+
+export interface WireHealth {
+  healthy: boolean;
+  /** Short description of root and keystore, e.g. "local/file" or "vault-transit/vault-kv". */
+  backend: string;
+  /** Daemon version. */
+  version: string;
+}
+
+export interface WireStatusLimits {
+  max_frame_bytes: number;
+  max_plaintext_bytes: number;
+  max_batch_count: number;
+  max_list_limit: number;
+  max_connections: number;
+  max_inflight_per_connection: number;
+}
+
+export interface WireStatus {
+  root_type: 'local' | 'pkcs11' | 'vault-transit';
+  keystore_type: 'file' | 'vault-kv';
+  /** Where the backend lives: Vault address, PKCS#11 module path, or the state directory. */
+  endpoint: string;
+  key_count: number;
+  uptime_ms: number;
+  limits: WireStatusLimits;
+}
+
+export interface WireListKeysResult {
+  keys: WireKeyInfo[];
+  next_marker?: string;
+  truncated: boolean;
+}
+
+export interface WireSealResult {
+  ciphertext: Bytes;
+  key_id: string;
+  key_version: number;
+}
+
+export interface WireDecryptResult {
+  plaintext: Bytes;
+  key_id: string;
+  key_version: number;
+}
+
+export interface WireDataKey {
+  /** Absent when `without_plaintext` was true. */
+  plaintext?: Bytes;
+  ciphertext: Bytes;
+  key_id: string;
+  key_version: number;
+}
+
+export interface WireDataKeyBatch {
+  key_id: string;
+  key_version: number;
+  keys: Array<{ plaintext: Bytes; ciphertext: Bytes }>;
+}
+
+export interface OpSpec<A, R> {
+  args: A;
+  result: R;
+}
+
+/** Arguments and result of every operation (DESIGN §4 table). */
+export interface WireOps {
+  health: OpSpec<NoArgs, WireHealth>;
+  status: OpSpec<NoArgs, WireStatus>;
+  create_key: OpSpec<
+    { key_id: string; description?: string; tags?: Record<string, string>; rotation_period_days?: number },
+    WireKeyInfo
+  >;
+  describe_key: OpSpec<{ key_id: string }, WireKeyInfo>;
+  list_keys: OpSpec<{ prefix?: string; marker?: string; limit?: number }, WireListKeysResult>;
+  enable_key: OpSpec<{ key_id: string }, WireKeyInfo>;
+  disable_key: OpSpec<{ key_id: string }, WireKeyInfo>;
+  rotate_key: OpSpec<{ key_id: string }, WireKeyInfo>;
+  schedule_key_deletion: OpSpec<{ key_id: string; pending_days: number }, WireKeyInfo>;
+  cancel_key_deletion: OpSpec<{ key_id: string }, WireKeyInfo>;
+  encrypt: OpSpec<{ key_id: string; plaintext: Bytes; context?: EncryptionContext }, WireSealResult>;
+  decrypt: OpSpec<{ ciphertext: Bytes; context?: EncryptionContext }, WireDecryptResult>;
+  generate_data_key: OpSpec<
+    { key_id: string; context?: EncryptionContext; bytes?: number; without_plaintext?: boolean },
+    WireDataKey
+  >;
+  generate_data_key_batch: OpSpec<
+    { key_id: string; count: number; context?: EncryptionContext; bytes?: number },
+    WireDataKeyBatch
+  >;
+  re_encrypt: OpSpec<
+    { ciphertext: Bytes; context?: EncryptionContext; destination_key_id?: string },
+    WireSealResult
+  >;
+}
+
+export type OpArgs<Op extends OpName> = WireOps[Op]['args'];
+export type OpResult<Op extends OpName> = WireOps[Op]['result'];
