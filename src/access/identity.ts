@@ -12,6 +12,8 @@ export interface Caller {
   user?: string;
   groupNames?: string[];
   accessKey?: string;
+  /** Peer address of an HTTP caller (the TCP connection's, not a claimed header). */
+  sourceIp?: string;
 }
 
 interface NameTables {

@@ -9,6 +9,7 @@ import { KmsError } from '../errors.js';
 import { VERSION } from '../package-info.js';
 import { block, table, time, toJson } from './format.js';
 import { createKeyFile } from '../roots/local.js';
+import { verifyAuditFiles } from '../audit/verify.js';
 
 const PRODUCTION_SOCKET = '/run/rustfs-kms/kms.sock';
 
@@ -27,6 +28,8 @@ data
   datakey KEY [--context K=V]... [--bytes N] [--ciphertext-out FILE] [--without-plaintext]
 daemon
   status | health
+audit
+  audit verify FILE... [--head SEQ:HASH]   check the hash chain (files oldest first; --head from status)
 setup
   init [--state-dir DIR] [--key-file FILE]  create the local root key (refuses to overwrite)
 
@@ -57,6 +60,7 @@ const OPTIONS = {
   'without-plaintext': { type: 'boolean' },
   'state-dir': { type: 'string' },
   'key-file': { type: 'string' },
+  head: { type: 'string' },
 } as const;
 
 type Flags = ReturnType<typeof parse>['values'];
@@ -170,10 +174,13 @@ async function run(argv: string[]): Promise<void> {
           ['root', s.rootType], ['keystore', s.keystoreType], ['endpoint', s.endpoint], ['keys', s.keyCount],
           ['uptime (s)', Math.round(s.uptimeMs / 1000)], ['max frame bytes', s.limits.maxFrameBytes],
           ['max connections', s.limits.maxConnections],
+          ['audit head', s.auditHead === undefined ? undefined : `${s.auditHead.seq}:${s.auditHead.hash}`],
         ]), s);
       });
     case 'key':
       return keyCommand(flags, sub, arg, out);
+    case 'audit':
+      return auditCommand(flags, positionals.slice(1), out);
     case 'encrypt':
       return withClient(flags, async (c) => {
         const plaintext = await readStdin();
@@ -207,6 +214,26 @@ async function run(argv: string[]): Promise<void> {
     default:
       throw new UsageError(`unknown command "${command}"`);
   }
+}
+
+function auditCommand(flags: Flags, args: string[], out: (h: string, j: unknown) => void): void {
+  const [sub, ...files] = args;
+  if (sub !== 'verify') throw new UsageError(`unknown audit command "${sub ?? ''}" (verify)`);
+  if (files.length === 0) throw new UsageError('audit verify needs at least one FILE (oldest first)');
+  let head: { seq: number; hash: string } | undefined;
+  if (flags.head !== undefined) {
+    const m = /^(\d+):([0-9a-f]{64})$/.exec(flags.head);
+    if (m === null) throw new UsageError('--head takes SEQ:HASH as printed by "rustfs-kms status"');
+    head = { seq: Number(m[1]), hash: m[2] as string };
+  }
+  const result = verifyAuditFiles(files, head);
+  if (result.ok) {
+    out(`OK: ${result.records} records${result.firstSeq !== undefined ? ` (seq ${result.firstSeq}..${result.lastSeq})` : ''} in ${files.length} file(s)\n`, result);
+    return;
+  }
+  const f = result.failure as { file: string; line: number; message: string };
+  out(`FAILED: ${f.file}${f.line > 0 ? ` line ${f.line}` : ''} ${f.message}\n`, result);
+  process.exitCode = 1;
 }
 
 async function keyCommand(flags: Flags, sub: string | undefined, keyId: string | undefined, out: (h: string, j: unknown) => void): Promise<void> {

@@ -2,7 +2,7 @@
 // Start-up refuses, with the reason, anything unsafe: loose permissions, a second daemon on the
 // same state, memory that cannot be locked, a root that does not open the existing keys.
 import { closeSync, constants as fsc, existsSync, mkdirSync, openSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { native } from '../native/index.js';
 import { LocalRoot } from '../roots/local.js';
 import { assertPrivatePath } from '../roots/permissions.js';
@@ -12,7 +12,8 @@ import type { Keystore } from '../keystore/types.js';
 import { KeyService } from '../keys/service.js';
 import { Policy } from '../access/policy.js';
 import { reloadNameTables } from '../access/identity.js';
-import { Pipeline, NO_AUDIT, type AuditSink } from '../rpc/pipeline.js';
+import { Pipeline } from '../rpc/pipeline.js';
+import { AuditLog } from '../audit/log.js';
 import { SocketServer } from '../rpc/server.js';
 import { LIST_LIMIT_MAX, BATCH_COUNT, MAX_PLAINTEXT_BYTES } from '../rpc/protocol.js';
 import { VERSION } from '../package-info.js';
@@ -29,6 +30,7 @@ export class StartupError extends Error {
 
 export interface RunningDaemon {
   config: DaemonConfig;
+  audit: AuditLog;
   service: KeyService;
   server: SocketServer;
   pipeline: Pipeline;
@@ -42,7 +44,6 @@ export interface StartOptions {
   logger: Logger;
   /** An inherited listening socket (systemd activation) instead of creating one. */
   listenFd?: number;
-  audit?: AuditSink;
 }
 
 export async function startDaemon(config: DaemonConfig, options: StartOptions): Promise<RunningDaemon> {
@@ -52,7 +53,10 @@ export async function startDaemon(config: DaemonConfig, options: StartOptions): 
   prepareStateDir(config);
   const lockFd = lockStateDir(config.stateDir);
   let service: KeyService | undefined;
+  let audit: AuditLog | undefined;
   try {
+    audit = openAudit(config, logger);
+    audit.lifecycle('daemon_start', { version: VERSION, pid: process.pid });
     const root = openRoot(config);
     const keystore = openKeystore(config);
     service = new KeyService({
@@ -71,9 +75,9 @@ export async function startDaemon(config: DaemonConfig, options: StartOptions): 
       max_inflight_per_connection: config.limits.maxInflightPerConnection,
     };
     const pipeline = new Pipeline(
-      { service, version: VERSION, limits, endpoint: config.stateDir },
+      { service, version: VERSION, limits, endpoint: config.stateDir, auditHead: () => (audit as AuditLog).head },
       Policy.defaults(process.getuid?.() ?? 0, undefined),
-      options.audit ?? NO_AUDIT,
+      audit,
       logger,
     );
     const server = new SocketServer(pipeline, {
@@ -100,26 +104,51 @@ export async function startDaemon(config: DaemonConfig, options: StartOptions): 
       c.policy !== undefined ? new Policy(c.policy) : Policy.defaults(process.getuid?.() ?? 0, socketGid);
     pipeline.setAuthorizer(policyFor(config));
 
+    const auditLog = audit;
     const running: RunningDaemon = {
-      config, service, server, pipeline,
+      config, service, server, pipeline, audit: auditLog,
       reload(next) {
+        const policy = policyFor(next); // a bad policy throws before anything changes
         reloadNameTables();
-        pipeline.setAuthorizer(policyFor(next));
+        pipeline.setAuthorizer(policy);
         logger.level = next.logLevel;
+        auditLog.lifecycle('daemon_reload', { policy_rules: next.policy?.length ?? 0, log_level: next.logLevel });
         logger.info({ rules: next.policy?.length ?? 'default' }, 'policy and log level reloaded');
       },
       async stop() {
         await server.shutdown(config.limits.drainTimeoutS * 1000);
         await (service as KeyService).close();
         native.wipeAll();
+        auditLog.lifecycle('daemon_stop', { pid: process.pid });
+        await auditLog.close();
         closeSync(lockFd);
       },
     };
     return running;
   } catch (err) {
     if (service !== undefined) await service.close().catch(() => undefined);
+    if (audit !== undefined) await audit.close().catch(() => undefined);
     closeSync(lockFd);
     throw err;
+  }
+}
+
+function openAudit(config: DaemonConfig, logger: Logger): AuditLog {
+  const dir = dirname(config.audit.path);
+  if (!existsSync(dir)) {
+    if (!config.dev) throw new StartupError(`audit log directory ${dir} does not exist`);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  }
+  try {
+    return AuditLog.open({
+      path: config.audit.path,
+      fsync: config.audit.fsync,
+      fsyncIntervalMs: config.audit.fsyncIntervalMs,
+      maxBytes: config.audit.maxBytes,
+      onError: (err) => logger.error({ err: err.message }, 'audit log failed; refusing operations until restarted'),
+    });
+  } catch (err) {
+    throw new StartupError(`audit log ${config.audit.path}: ${(err as Error).message}`);
   }
 }
 

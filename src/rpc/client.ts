@@ -99,6 +99,8 @@ export interface StatusResult {
     maxConnections: number;
     maxInflightPerConnection: number;
   };
+  /** Newest audit line, when the daemon keeps an audit log. */
+  auditHead?: { seq: number; hash: string };
 }
 
 export interface CreateKeyOptions {
@@ -234,6 +236,7 @@ const toStatus: Converter = (w) => {
       maxConnections: l.max_connections,
       maxInflightPerConnection: l.max_inflight_per_connection,
     },
+    ...(r.audit_head !== undefined && r.audit_head !== null ? { auditHead: r.audit_head } : {}),
   } as StatusResult;
 };
 

@@ -18,6 +18,8 @@ export interface OperationEnv {
   version: string;
   limits: WireStatusLimits;
   endpoint: string;
+  /** The audit chain's newest line, for `audit verify --head`. */
+  auditHead?: () => { seq: number; hash: string };
 }
 
 /** Fields an operation contributes to its audit record. */
@@ -196,6 +198,7 @@ const operations: Operation<never>[] = [
       key_count: env.service.keyCount,
       uptime_ms: Date.now() - env.service.startedAt,
       limits: env.limits,
+      ...(env.auditHead !== undefined ? { audit_head: (({ seq, hash }) => ({ seq, hash }))(env.auditHead()) } : {}),
     }),
     audit: () => ({}),
   } satisfies Operation<void>,

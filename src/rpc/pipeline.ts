@@ -25,6 +25,8 @@ export interface AuditEvent {
 
 export interface AuditSink {
   record(event: AuditEvent): void;
+  /** Writes what record() buffered; the socket server calls it before its answers leave. */
+  flush?(): void;
 }
 
 export interface Authorizer {
@@ -45,6 +47,11 @@ export class Pipeline {
     private readonly audit: AuditSink,
     private readonly logger?: Logger,
   ) {}
+
+  /** Audit lines of this tick go to the file before the answers they describe. */
+  flushAudit(): void {
+    this.audit.flush?.();
+  }
 
   /** Swaps the policy (SIGHUP) without touching connections or requests in flight. */
   setAuthorizer(authorizer: Authorizer): void {

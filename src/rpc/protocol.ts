@@ -169,6 +169,8 @@ export interface WireStatus {
   key_count: number;
   uptime_ms: number;
   limits: WireStatusLimits;
+  /** Newest audit line (seq and SHA-256), when an audit log is configured. */
+  audit_head?: { seq: number; hash: string };
 }
 
 export interface WireListKeysResult {

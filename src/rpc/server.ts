@@ -196,6 +196,7 @@ class Connection {
     this.socket.cork();
     process.nextTick(() => {
       this.corked = false;
+      this.pipeline.flushAudit();
       this.socket.uncork();
     });
   }

@@ -1,0 +1,91 @@
+// Checks audit files in order: every line parses, seq counts up by one, and every prev is the
+// SHA-256 of the line before it. The first failure is reported with its file and line number.
+// A removed last line leaves no trace inside the files themselves; compare against the daemon's
+// reported head (`rustfs-kms status`) with `head` to catch that too.
+import { readFileSync } from 'node:fs';
+import { GENESIS, lineHash } from './chain.js';
+
+export interface VerifyFailure {
+  file: string;
+  /** 1-based line number within the file. */
+  line: number;
+  message: string;
+}
+
+export interface VerifyResult {
+  ok: boolean;
+  records: number;
+  firstSeq?: number;
+  lastSeq?: number;
+  lastHash?: string;
+  failure?: VerifyFailure;
+}
+
+const HEX64 = /^[0-9a-f]{64}$/;
+
+export function verifyAuditFiles(paths: readonly string[], head?: { seq: number; hash: string }): VerifyResult {
+  let records = 0;
+  let firstSeq: number | undefined;
+  let expectedSeq: number | undefined;
+  let expectedPrev: string | undefined;
+  let previous: { file: string; line: number } | undefined;
+  const fail = (file: string, line: number, message: string): VerifyResult => ({
+    ok: false, records, ...(firstSeq !== undefined ? { firstSeq } : {}), failure: { file, line, message },
+  });
+
+  for (const file of paths) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      return fail(file, 0, `cannot read: ${(err as Error).message}`);
+    }
+    if (text.length === 0) continue;
+    const lines = text.split('\n');
+    const torn = lines.pop() !== '';
+    for (let i = 0; i < lines.length; i++) {
+      const n = i + 1;
+      const line = lines[i] as string;
+      let record: { seq?: unknown; prev?: unknown; op?: unknown };
+      try {
+        record = JSON.parse(line) as typeof record;
+      } catch {
+        return fail(file, n, 'is not valid JSON (edited or damaged)');
+      }
+      const { seq, prev } = record;
+      if (typeof seq !== 'number' || !Number.isInteger(seq) || seq < 1) return fail(file, n, 'has no valid seq');
+      if (typeof prev !== 'string' || !HEX64.test(prev)) return fail(file, n, 'has no valid prev hash');
+      if (typeof record.op !== 'string') return fail(file, n, 'has no op');
+      if (expectedSeq === undefined) {
+        firstSeq = seq;
+        if (seq === 1 && prev !== GENESIS) return fail(file, n, 'is seq 1 but its prev is not the genesis hash');
+      } else if (seq !== expectedSeq) {
+        const what = seq > expectedSeq ? `${seq - expectedSeq} line(s) before it were removed` : 'lines were reordered or repeated';
+        return fail(file, n, `has seq ${seq}; expected ${expectedSeq} (${what})`);
+      } else if (prev !== expectedPrev) {
+        const where = previous === undefined ? 'the previous line' : `${previous.file} line ${previous.line}`;
+        return fail(file, n, `does not chain: its prev is not the SHA-256 of ${where}, so that line (or this one's prev) was edited`);
+      }
+      records += 1;
+      expectedSeq = seq + 1;
+      expectedPrev = lineHash(line);
+      previous = { file, line: n };
+    }
+    if (torn) return fail(file, lines.length + 1, 'is incomplete (torn write or truncation)');
+  }
+  const lastSeq = expectedSeq === undefined ? undefined : expectedSeq - 1;
+  if (head !== undefined) {
+    if (lastSeq === undefined || lastSeq < head.seq) {
+      return fail(paths[paths.length - 1] ?? '', 0, `ends at seq ${lastSeq ?? 0} but the daemon's head is seq ${head.seq}: lines were removed from the end`);
+    }
+    if (lastSeq === head.seq && expectedPrev !== head.hash) {
+      return fail(paths[paths.length - 1] ?? '', 0, `the last line (seq ${lastSeq}) does not hash to the daemon's head: it was edited`);
+    }
+  }
+  return {
+    ok: true, records,
+    ...(firstSeq !== undefined ? { firstSeq } : {}),
+    ...(lastSeq !== undefined ? { lastSeq } : {}),
+    ...(expectedPrev !== undefined ? { lastHash: expectedPrev } : {}),
+  };
+}
