@@ -85,6 +85,7 @@ export class KeyService {
       if (record !== undefined) this.entries.set(keyId, newEntry(record, this.clock));
     }
     await this.verifyRoot();
+    keystore.watch?.((keyId, record) => this.applyRemote(keyId, record));
     await this.maintenance();
     const tick = setInterval(() => {
       this.clock = this.now();
@@ -335,13 +336,39 @@ export class KeyService {
     return opened instanceof Promise ? opened.then(seal) : seal(opened);
   }
 
+  /**
+   * A record changed by another daemon on a shared keystore: adopt it when it is newer. Versions
+   * already unwrapped stay cached (their material never changes); a removed key is wiped.
+   */
+  applyRemote(keyId: string, record: KeyRecord | undefined): void {
+    const entry = this.entries.get(keyId);
+    if (record === undefined) {
+      if (entry !== undefined) {
+        this.dropEntry(keyId);
+        this.options.logger?.info({ key_id: keyId }, 'key removed by another host');
+      }
+      return;
+    }
+    if (entry === undefined) {
+      this.entries.set(keyId, newEntry(record, this.clock));
+      this.sortedIds = null;
+      return;
+    }
+    if (record.revision > entry.record.revision) this.replaceRecord(entry, record);
+  }
+
   // ---- health ---------------------------------------------------------------------------------
 
   async health(): Promise<{ healthy: boolean; detail?: string }> {
-    const root = await this.options.root.health();
+    const [root, store] = await Promise.all([
+      this.options.root.health(),
+      this.options.keystore.health?.() ?? Promise.resolve<{ healthy: boolean; detail?: string }>({ healthy: true }),
+    ]);
     this.rootHealthy = root.healthy;
     if (root.healthy) this.lastRootContact = this.now();
-    return root;
+    if (!root.healthy) return { healthy: false, detail: `root: ${root.detail ?? 'unavailable'}` };
+    if (!store.healthy) return { healthy: false, detail: `keystore: ${store.detail ?? 'unavailable'}` };
+    return { healthy: true };
   }
 
   describe(): Record<string, unknown> {

@@ -49,8 +49,15 @@ export interface Keystore {
   /** Replaces revision `expectedRevision`; returns the stored record (revision + 1). */
   update(record: KeyRecord, expectedRevision: number): Promise<KeyRecord>;
   remove(keyId: string, expectedRevision: number): Promise<void>;
-  /** Called by the periodic sync of shared keystores; file keystores have nothing to do. */
   describe(): Record<string, unknown>;
+  /**
+   * Shared keystores (Vault KV) report records another host created, changed or removed
+   * (undefined = removed). The key service subscribes once after open(); file keystores, which
+   * one daemon owns alone, do not implement it.
+   */
+  watch?(onChange: (keyId: string, record: KeyRecord | undefined) => void): void;
+  /** Whether the backing store answered its last request; shared keystores only. */
+  health?(): Promise<{ healthy: boolean; detail?: string }>;
   close(): Promise<void>;
 }
 
