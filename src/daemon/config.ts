@@ -4,6 +4,8 @@
 // subsystem. Secrets never enter the config from the YAML file (only file paths and environment variable
 // names do); the one secret value that can arrive from the environment (the Vault token) is hidden by
 // redactedConfig().
+import { OPERATIONS } from '../rpc/protocol.js';
+import { KEY_ID_PATTERN } from '../keys/validation.js';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import * as path from 'node:path';
@@ -161,24 +163,9 @@ export const DEFAULT_CONFIG_PATH = '/etc/rustfs-kms/config.yaml';
 export const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'];
 export const ROOT_TYPES: readonly RootType[] = ['local', 'pkcs11', 'vault-transit'];
 export const KEYSTORE_TYPES: readonly KeystoreType[] = ['file', 'vault-kv'];
-export const POLICY_OPERATIONS: readonly string[] = [
-  'health',
-  'status',
-  'create_key',
-  'describe_key',
-  'list_keys',
-  'enable_key',
-  'disable_key',
-  'rotate_key',
-  'schedule_key_deletion',
-  'cancel_key_deletion',
-  'encrypt',
-  'decrypt',
-  'generate_data_key',
-  'generate_data_key_batch',
-  're_encrypt',
-];
-export const KEY_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+/** Operation names a policy rule may allow (besides '*'): the protocol's operations. */
+export const POLICY_OPERATIONS: readonly string[] = OPERATIONS;
+export { KEY_ID_PATTERN };
 
 /** Every environment variable this module reads. */
 export const CONFIG_ENV_VARS: readonly string[] = [

@@ -8,7 +8,8 @@ import type { KeyInfo } from '../keys/types.js';
 import { assertKeyId } from '../keys/validation.js';
 import type { EncryptionContext } from '../crypto/context.js';
 import {
-  BATCH_COUNT, DATA_KEY_BYTES, LIST_LIMIT_MAX, MAX_LIST_PREFIX_BYTES, MAX_PLAINTEXT_BYTES,
+  BATCH_COUNT, DATA_KEY_BYTES, LIST_LIMIT_MAX, MAX_CIPHERTEXT_BYTES, MAX_DESCRIPTION_BYTES, MAX_LIST_PREFIX_BYTES, MAX_PLAINTEXT_BYTES,
+  PENDING_DAYS, ROTATION_PERIOD_DAYS,
   type OpName, type WireKeyInfo, type WireStatusLimits,
 } from './protocol.js';
 
@@ -209,9 +210,9 @@ const operations: Operation<never>[] = [
       only('create_key', args, ['key_id', 'description', 'tags', 'rotation_period_days']);
       return {
         keyId: keyIdArg(args),
-        description: stringArg(args, 'description', 1024),
+        description: stringArg(args, 'description', MAX_DESCRIPTION_BYTES),
         tags: stringMapArg(args, 'tags'),
-        rotationPeriodDays: intArg(args, 'rotation_period_days', 1, 3650, false),
+        rotationPeriodDays: intArg(args, 'rotation_period_days', ROTATION_PERIOD_DAYS.min, ROTATION_PERIOD_DAYS.max, false),
       };
     },
     keys: byKeyId,
@@ -233,7 +234,7 @@ const operations: Operation<never>[] = [
       only('list_keys', args, ['prefix', 'marker', 'limit']);
       return {
         prefix: stringArg(args, 'prefix', MAX_LIST_PREFIX_BYTES),
-        marker: stringArg(args, 'marker', 128),
+        marker: stringArg(args, 'marker', MAX_LIST_PREFIX_BYTES),
         limit: intArg(args, 'limit', 1, LIST_LIMIT_MAX, false),
       };
     },
@@ -260,7 +261,7 @@ const operations: Operation<never>[] = [
     action: 'schedule_key_deletion',
     parse: (args) => {
       only('schedule_key_deletion', args, ['key_id', 'pending_days']);
-      return { keyId: keyIdArg(args), pendingDays: intArg(args, 'pending_days', 7, 30, true) as number };
+      return { keyId: keyIdArg(args), pendingDays: intArg(args, 'pending_days', PENDING_DAYS.min, PENDING_DAYS.max, true) as number };
     },
     keys: byKeyId,
     handle: (env, a) => env.service.scheduleKeyDeletion(a.keyId, a.pendingDays).then(wireKeyInfo),
@@ -284,8 +285,7 @@ const operations: Operation<never>[] = [
     action: 'decrypt',
     parse: (args) => {
       only('decrypt', args, ['ciphertext', 'context']);
-      // Generous bound: a 64 KiB plaintext plus the largest envelope overhead.
-      return { ciphertext: binArg(args, 'ciphertext', MAX_PLAINTEXT_BYTES + 512), context: stringMapArg(args, 'context') };
+      return { ciphertext: binArg(args, 'ciphertext', MAX_CIPHERTEXT_BYTES), context: stringMapArg(args, 'context') };
     },
     keys: (a) => ciphertextKeys(a.ciphertext),
     handle: (env, a) =>
@@ -350,7 +350,7 @@ const operations: Operation<never>[] = [
     parse: (args) => {
       only('re_encrypt', args, ['ciphertext', 'context', 'destination_key_id']);
       return {
-        ciphertext: binArg(args, 'ciphertext', MAX_PLAINTEXT_BYTES + 512),
+        ciphertext: binArg(args, 'ciphertext', MAX_CIPHERTEXT_BYTES),
         context: stringMapArg(args, 'context'),
         destinationKeyId: optionalKeyId(args, 'destination_key_id'),
       };

@@ -14,6 +14,8 @@
 // Messages name the problem and never contain key material.
 
 import type { ErrorCode } from '../errors.js';
+import { KEY_ID_PATTERN, LIST_LIMIT, MAX_PLAINTEXT_BYTES } from '../keys/validation.js';
+import { MAX_CONTEXT_BYTES, MAX_CONTEXT_PAIRS } from '../crypto/context.js';
 
 export { ERROR_CODES, KmsError, isErrorCode, isKmsError, type ErrorCode } from '../errors.js';
 
@@ -52,30 +54,20 @@ export function isOpName(value: unknown): value is OpName {
 /** Default maximum frame body (the N of the length prefix); configurable on the server. */
 export const DEFAULT_MAX_FRAME_BYTES = 1_048_576;
 export const MAX_KEY_ID_BYTES = 128;
-export const KEY_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
-/** `encrypt` plaintext (64 KiB). */
-export const MAX_PLAINTEXT_BYTES = 65_536;
+// The key service owns the per-argument limits; the protocol states the same numbers.
+export {
+  KEY_ID_PATTERN, MAX_PLAINTEXT_BYTES, DATA_KEY_BYTES, BATCH_COUNT, PENDING_DAYS, ROTATION_PERIOD_DAYS,
+  MAX_DESCRIPTION_BYTES, TAG_LIMITS,
+} from '../keys/validation.js';
 /** `decrypt` / `re_encrypt` ciphertext: the largest plaintext plus generous envelope overhead. */
 export const MAX_CIPHERTEXT_BYTES = MAX_PLAINTEXT_BYTES + 512;
-/** `generate_data_key*` `bytes`. */
-export const DATA_KEY_BYTES = { min: 16, max: 64, default: 32 } as const;
-/** `generate_data_key_batch` `count`. */
-export const BATCH_COUNT = { min: 1, max: 1024 } as const;
 /** `list_keys` `limit`: 1..LIST_LIMIT_MAX, LIST_LIMIT_DEFAULT when absent. */
-export const LIST_LIMIT_MAX = 1000;
-export const LIST_LIMIT_DEFAULT = 100;
+export const LIST_LIMIT_MAX = LIST_LIMIT.max;
+export const LIST_LIMIT_DEFAULT = LIST_LIMIT.default;
 /** `list_keys` `prefix` and `marker`. */
 export const MAX_LIST_PREFIX_BYTES = 128;
-/** `schedule_key_deletion` `pending_days`. */
-export const PENDING_DAYS = { min: 7, max: 30 } as const;
-/** `create_key` `rotation_period_days` (absent: no automatic rotation). */
-export const ROTATION_PERIOD_DAYS = { min: 1, max: 3650 } as const;
-/** `create_key` `description`. */
-export const MAX_DESCRIPTION_BYTES = 1024;
-/** `create_key` `tags`: at most 50 pairs, keys 1..128 bytes, values 0..256 bytes. */
-export const TAG_LIMITS = { maxPairs: 50, maxKeyBytes: 128, maxValueBytes: 256 } as const;
 /** Encryption context (`context` argument): at most 64 pairs and 4096 bytes of canonical encoding. */
-export const CONTEXT_LIMITS = { maxPairs: 64, maxCanonicalBytes: 4096 } as const;
+export const CONTEXT_LIMITS = { maxPairs: MAX_CONTEXT_PAIRS, maxCanonicalBytes: MAX_CONTEXT_BYTES } as const;
 /** Request `op` string. */
 export const MAX_OP_BYTES = 64;
 /** Request `ctx`: every string at most 1024 bytes, `extra` at most 32 pairs. */
