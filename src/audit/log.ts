@@ -1,10 +1,11 @@
 // The audit log: one hash-chained JSON line per operation, allowed or denied, succeeded or failed,
-// written through pino's destination (SonicBoom, synchronous, so lines land in order). Lines are
-// batched in memory and written before the answers of the same tick leave (the server calls
-// flush() before it uncorks), fsynced per the configured policy. The chain continues across
+// written through pino's destination (SonicBoom, synchronous, so lines land in order). The lines of
+// one tick are joined and written once, before the answers of that tick leave (the server calls
+// flush() before it uncorks), and fsynced per the configured policy (the interval policy fsyncs
+// on the libuv pool). The chain continues across
 // restarts and across size-based rotation (audit.log → audit.log.000001, …). A write that fails
 // makes every later operation fail closed: nothing is answered as done that was not recorded.
-import { closeSync, existsSync, fstatSync, openSync, readSync, readdirSync, renameSync, constants as fsc } from 'node:fs';
+import { closeSync, existsSync, fstatSync, fsync, fsyncSync, openSync, readSync, readdirSync, renameSync, constants as fsc } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { pino } from 'pino';
 import type { AuditEvent, AuditSink } from '../rpc/pipeline.js';
@@ -38,11 +39,12 @@ export class AuditLog implements AuditSink {
   private bytes: number;
   private broken: Error | null = null;
   private timer: NodeJS.Timeout | null = null;
-  /** Lines handed to the destination but not yet written to the file. */
-  private pending = false;
+  /** Lines of this tick, written to the file as one string by flush(). */
+  private batch: string[] = [];
   /** Lines written to the file but not yet fsynced. */
   private dirty = false;
   private flushScheduled = false;
+  private fsyncInFlight = false;
 
   private constructor(private readonly options: AuditLogOptions, head: { seq: number; prev: string; bytes: number }) {
     this.seq = head.seq;
@@ -50,7 +52,7 @@ export class AuditLog implements AuditSink {
     this.bytes = head.bytes;
     this.dest = this.openDestination();
     if (options.fsync === 'interval') {
-      this.timer = setInterval(() => this.syncNow(), Math.max(10, options.fsyncIntervalMs));
+      this.timer = setInterval(() => this.syncInBackground(), Math.max(10, options.fsyncIntervalMs));
       this.timer.unref();
     }
   }
@@ -76,27 +78,48 @@ export class AuditLog implements AuditSink {
     this.append(formatLifecycle(this.seq, Date.now(), op, detail));
   }
 
-  /** Writes buffered lines to the file (no fsync). Cheap when nothing is pending. */
+  /** Writes this tick's lines to the file in one write (no fsync). Cheap when there are none. */
   flush(): void {
-    if (!this.pending || this.broken !== null) return;
-    this.pending = false;
+    if (this.batch.length === 0 || this.broken !== null) return;
+    const text = this.batch.length === 1 ? this.batch[0] + '\n' : this.batch.join('\n') + '\n';
+    this.batch = [];
     try {
-      this.dest.flush();
+      this.dest.write(text); // synchronous destination: this is the write(2)
+    } catch (err) {
+      this.fail(err as Error);
+      return;
+    }
+    this.dirty = true;
+    this.bytes += Buffer.byteLength(text);
+    if (this.options.maxBytes > 0 && this.bytes >= this.options.maxBytes) this.rotate();
+  }
+
+  /** Writes and fsyncs everything, blocking (fsync: always, rotation, shutdown). */
+  syncNow(): void {
+    this.flush();
+    if (!this.dirty || this.broken !== null) return;
+    try {
+      fsyncSync(this.fd());
+      this.dirty = false;
     } catch (err) {
       this.fail(err as Error);
     }
   }
 
-  /** Writes and fsyncs everything (SIGTERM, rotation, the fsync interval, fsync: always). */
-  syncNow(): void {
-    if ((!this.dirty && !this.pending) || this.broken !== null) return;
-    try {
-      this.dest.flushSync(); // SonicBoom's flushSync writes and then fsyncs
-      this.pending = false;
-      this.dirty = false;
-    } catch (err) {
-      this.fail(err as Error);
-    }
+  /** fsync on the libuv pool, so the interval policy never stalls the event loop. */
+  private syncInBackground(): void {
+    this.flush();
+    if (!this.dirty || this.fsyncInFlight || this.broken !== null) return;
+    this.fsyncInFlight = true;
+    this.dirty = false;
+    fsync(this.fd(), (err) => {
+      this.fsyncInFlight = false;
+      if (err !== null) this.fail(err);
+    });
+  }
+
+  private fd(): number {
+    return (this.dest as unknown as { fd: number }).fd;
   }
 
   async close(): Promise<void> {
@@ -111,27 +134,24 @@ export class AuditLog implements AuditSink {
   private append(body: string): void {
     const line = `${body},"prev":"${this.prev}"}`;
     this.prev = lineHash(line);
-    this.dest.write(line + '\n');
-    this.bytes += Buffer.byteLength(line) + 1;
-    this.pending = true;
-    this.dirty = true;
+    this.batch.push(line);
     if (this.options.fsync === 'always') {
       this.syncNow();
     } else if (!this.flushScheduled) {
-      // Callers outside the socket server (HTTP, library) get their lines written this tick too.
+      // The socket server flushes before its answers leave; this catches every other caller.
       this.flushScheduled = true;
       setImmediate(() => {
         this.flushScheduled = false;
         this.flush();
       });
     }
-    if (this.options.maxBytes > 0 && this.bytes >= this.options.maxBytes) this.rotate();
     if (this.broken !== null) throw this.broken;
   }
 
   /** audit.log → audit.log.NNNNNN (next number); the chain runs on in the fresh file. */
   private rotate(): void {
-    this.syncNow();
+    fsyncSync(this.fd());
+    this.dirty = false;
     const target = `${this.options.path}.${String(lastRotation(this.options.path) + 1).padStart(6, '0')}`;
     renameSync(this.options.path, target);
     this.dest.reopen(this.options.path);
@@ -139,8 +159,8 @@ export class AuditLog implements AuditSink {
   }
 
   private openDestination(): Destination {
-    // minLength far above a tick's worth of lines: SonicBoom only writes when we flush.
-    const dest = pino.destination({ dest: this.options.path, sync: true, minLength: 1 << 19, maxWrite: 1 << 20, mkdir: false, append: true, mode: 0o600 });
+    // Synchronous and unbuffered: our batch is the buffer, and each flush is exactly one write.
+    const dest = pino.destination({ dest: this.options.path, sync: true, maxWrite: 1 << 24, mkdir: false, append: true, mode: 0o600 });
     dest.on('error', (err: Error) => this.fail(err));
     return dest;
   }

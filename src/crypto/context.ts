@@ -16,21 +16,41 @@ export function canonicalContext(context: EncryptionContext | undefined): Buffer
   if (keys.length > MAX_CONTEXT_PAIRS) {
     throw new KmsError('InvalidRequest', `context has ${keys.length} pairs; the limit is ${MAX_CONTEXT_PAIRS}`);
   }
-  const pairs: [Buffer, Buffer][] = [];
   let total = 0;
+  let ascii = true;
   for (const key of keys) {
     const value = context[key];
     if (typeof value !== 'string') {
       throw new KmsError('InvalidRequest', `context value for "${key.slice(0, 64)}" must be a string`);
     }
-    const k = Buffer.from(key, 'utf8');
-    const v = Buffer.from(value, 'utf8');
-    total += 4 + k.length + v.length;
-    pairs.push([k, v]);
+    const k = Buffer.byteLength(key);
+    const v = Buffer.byteLength(value);
+    if (k !== key.length || v !== value.length) ascii = false;
+    total += 4 + k + v;
   }
   if (total > MAX_CONTEXT_BYTES) {
     throw new KmsError('InvalidRequest', `context encodes to ${total} bytes; the limit is ${MAX_CONTEXT_BYTES}`);
   }
+  return ascii ? encodeAscii(context, keys, total) : encodeUtf8(context, keys, total);
+}
+
+/** The common case: for ASCII, string order is byte order and each character is one byte. */
+function encodeAscii(context: EncryptionContext, keys: string[], total: number): Buffer {
+  keys.sort();
+  const out = Buffer.allocUnsafe(total);
+  let offset = 0;
+  for (const key of keys) {
+    const value = context[key] as string;
+    offset = out.writeUInt16BE(key.length, offset);
+    offset += out.write(key, offset, 'latin1');
+    offset = out.writeUInt16BE(value.length, offset);
+    offset += out.write(value, offset, 'latin1');
+  }
+  return out;
+}
+
+function encodeUtf8(context: EncryptionContext, keys: string[], total: number): Buffer {
+  const pairs = keys.map((key) => [Buffer.from(key, 'utf8'), Buffer.from(context[key] as string, 'utf8')] as const);
   pairs.sort((a, b) => Buffer.compare(a[0], b[0]));
   const out = Buffer.allocUnsafe(total);
   let offset = 0;

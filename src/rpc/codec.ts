@@ -170,7 +170,97 @@ export function encodeFrame(value: unknown): Buffer {
 
 /** `{ id, ok: true, result }` as a frame. */
 export function encodeOk(id: number, result: unknown): Buffer {
-  return encodeFrame({ id, ok: true, result });
+  return encodeFlatOk(id, result) ?? encodeFrame({ id, ok: true, result });
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Hot path: the data operations answer flat maps of bin, short ASCII str and uint32 values
+// (generate_data_key, encrypt, decrypt, re_encrypt). Those are written directly, byte for byte what
+// encodeFrame produces (a test holds the two equal); anything else goes through msgpackr.
+
+const FLAT_HEAD = Buffer.from([0x83, 0xa2, 0x69, 0x64]); // map(3) "id"
+const FLAT_OK_RESULT = Buffer.from([0xa2, 0x6f, 0x6b, 0xc3, 0xa6, 0x72, 0x65, 0x73, 0x75, 0x6c, 0x74]); // "ok" true "result"
+
+function uintSize(n: number): number {
+  return n < 0x80 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : 5;
+}
+
+function writeUint(out: Buffer, n: number, at: number): number {
+  if (n < 0x80) {
+    out[at] = n;
+    return at + 1;
+  }
+  if (n < 0x100) {
+    out[at] = 0xcc;
+    out[at + 1] = n;
+    return at + 2;
+  }
+  if (n < 0x10000) {
+    out[at] = 0xcd;
+    out.writeUInt16BE(n, at + 1);
+    return at + 3;
+  }
+  out[at] = 0xce;
+  out.writeUInt32BE(n, at + 1);
+  return at + 5;
+}
+
+function encodeFlatOk(id: number, result: unknown): Buffer | null {
+  if (typeof result !== 'object' || result === null || Array.isArray(result) || result instanceof Uint8Array) return null;
+  if (!Number.isInteger(id) || id < 0 || id > 0xffffffff) return null;
+  const record = result as Record<string, unknown>;
+  let size = FLAT_HEAD.length + uintSize(id) + FLAT_OK_RESULT.length + 1;
+  let fields = 0;
+  for (const key in record) {
+    const value = record[key];
+    if (value === undefined) continue;
+    if (key.length > 31) return null;
+    size += 1 + key.length;
+    if (value instanceof Uint8Array) {
+      if (value.length > 0xffff) return null;
+      size += (value.length < 0x100 ? 2 : 3) + value.length;
+    } else if (typeof value === 'string') {
+      if (value.length > 31 || Buffer.byteLength(value) !== value.length) return null;
+      size += 1 + value.length;
+    } else if (typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= 0xffffffff) {
+      size += uintSize(value);
+    } else {
+      return null;
+    }
+    fields += 1;
+  }
+  if (fields > 15) return null;
+  const out = Buffer.allocUnsafe(4 + size);
+  out.writeUInt32BE(size, 0);
+  let at = 4 + FLAT_HEAD.copy(out, 4);
+  at = writeUint(out, id, at);
+  at += FLAT_OK_RESULT.copy(out, at);
+  out[at++] = 0x80 | fields;
+  for (const key in record) {
+    const value = record[key];
+    if (value === undefined) continue;
+    out[at++] = 0xa0 | key.length;
+    at += out.write(key, at, 'latin1');
+    if (value instanceof Uint8Array) {
+      if (value.length < 0x100) {
+        out[at] = 0xc4;
+        out[at + 1] = value.length;
+        at += 2;
+      } else {
+        out[at] = 0xc5;
+        out.writeUInt16BE(value.length, at + 1);
+        at += 3;
+      }
+      out.set(value, at);
+      at += value.length;
+    } else if (typeof value === 'string') {
+      out[at++] = 0xa0 | value.length;
+      at += out.write(value, at, 'latin1');
+    } else {
+      at = writeUint(out, value as number, at);
+    }
+  }
+  return out;
 }
 
 /** `{ id, ok: false, error: { code, message } }` as a frame. */

@@ -4,7 +4,7 @@
 import { KmsError } from '../errors.js';
 import { parseEnvelope } from '../crypto/envelope.js';
 import type { KeyService } from '../keys/service.js';
-import type { KeyInfo } from '../keys/types.js';
+import type { DataKeyResult, KeyInfo } from '../keys/types.js';
 import { assertKeyId } from '../keys/validation.js';
 import type { EncryptionContext } from '../crypto/context.js';
 import {
@@ -157,7 +157,18 @@ function keyFields(result: unknown): AuditKeyFields {
 }
 
 const byKeyId = (a: { keyId: string }) => [a.keyId];
-const auditKeyId = (a: { keyId: string }, result: unknown): AuditKeyFields => ({ key_id: a.keyId, ...keyFields(result) });
+
+function auditKeyId(a: { keyId: string }, result: unknown): AuditKeyFields {
+  const version = (result as { key_version?: unknown; current_version?: unknown } | undefined);
+  const v = version?.key_version ?? version?.current_version;
+  return typeof v === 'number' ? { key_id: a.keyId, key_version: v } : { key_id: a.keyId };
+}
+
+function wireDataKey(r: DataKeyResult): Record<string, unknown> {
+  return r.plaintext === undefined
+    ? { ciphertext: r.ciphertext, key_id: r.keyId, key_version: r.keyVersion }
+    : { plaintext: r.plaintext, ciphertext: r.ciphertext, key_id: r.keyId, key_version: r.keyVersion };
+}
 
 function keyOp(op: OpName, handle: (env: OperationEnv, keyId: string) => Promise<KeyInfo> | KeyInfo): Operation<{ keyId: string }> {
   return {
@@ -308,17 +319,8 @@ const operations: Operation<never>[] = [
       };
     },
     keys: byKeyId,
-    handle: (env, a) =>
-      then(
-        env.service.generateDataKey(a.keyId, {
-          ...(a.context !== undefined ? { context: a.context } : {}),
-          ...(a.bytes !== undefined ? { bytes: a.bytes } : {}),
-          ...(a.withoutPlaintext !== undefined ? { withoutPlaintext: a.withoutPlaintext } : {}),
-        }),
-        (r) => (r.plaintext === undefined
-          ? { ciphertext: r.ciphertext, key_id: r.keyId, key_version: r.keyVersion }
-          : { plaintext: r.plaintext, ciphertext: r.ciphertext, key_id: r.keyId, key_version: r.keyVersion }),
-      ),
+    // The parsed args are already DataKeyOptions: passed as they are, no copies on the hot path.
+    handle: (env, a) => then(env.service.generateDataKey(a.keyId, a), wireDataKey),
     audit: auditKeyId,
   } satisfies Operation<{ keyId: string; context?: EncryptionContext; bytes?: number; withoutPlaintext?: boolean }>,
   {
@@ -335,13 +337,7 @@ const operations: Operation<never>[] = [
     },
     keys: byKeyId,
     handle: (env, a) =>
-      then(
-        env.service.generateDataKeyBatch(a.keyId, a.count, {
-          ...(a.context !== undefined ? { context: a.context } : {}),
-          ...(a.bytes !== undefined ? { bytes: a.bytes } : {}),
-        }),
-        (r) => ({ key_id: r.keyId, key_version: r.keyVersion, keys: r.keys }),
-      ),
+      then(env.service.generateDataKeyBatch(a.keyId, a.count, a), (r) => ({ key_id: r.keyId, key_version: r.keyVersion, keys: r.keys })),
     audit: auditKeyId,
   } satisfies Operation<{ keyId: string; count: number; context?: EncryptionContext; bytes?: number }>,
   {
