@@ -27,6 +27,11 @@ export interface Decision {
   /** Which rule decided (index in the policy), or -1 when none matched. */
   rule: number;
   reason: string;
+  /**
+   * The deciding rule's key globs as a predicate, when they are narrower than '*': operations that
+   * name no key up front (list_keys) show only the keys it covers.
+   */
+  visible?: (keyId: string) => boolean;
 }
 
 interface CompiledRule {
@@ -69,7 +74,10 @@ export class Policy {
           return { allowed: false, rule: i, reason: `rule ${i} does not cover key ${keyId}` };
         }
       }
-      return { allowed: true, rule: i, reason: `allowed by rule ${i}` };
+      const everything = c.rule.keys.length === 0 || c.rule.keys.includes('*');
+      return everything
+        ? { allowed: true, rule: i, reason: `allowed by rule ${i}` }
+        : { allowed: true, rule: i, reason: `allowed by rule ${i}`, visible: (id) => c.keys.some((re) => re.test(id)) };
     }
     return { allowed: false, rule: -1, reason: 'no policy rule matches the caller' };
   }

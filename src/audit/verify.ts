@@ -23,7 +23,19 @@ export interface VerifyResult {
 
 const HEX64 = /^[0-9a-f]{64}$/;
 
-export function verifyAuditFiles(paths: readonly string[], head?: { seq: number; hash: string }): VerifyResult {
+export interface VerifyOptions {
+  /** The daemon's newest line (from `status`): catches lines removed from, or edited at, the end. */
+  head?: { seq: number; hash: string };
+  /**
+   * Where a segment starts when older files were archived: the first line must have this seq (and
+   * this prev, when given). Without it the chain must start at seq 1 with the genesis prev, so lines
+   * removed from the start are caught too.
+   */
+  from?: { seq: number; prev?: string };
+}
+
+export function verifyAuditFiles(paths: readonly string[], options: VerifyOptions = {}): VerifyResult {
+  const { head, from } = options;
   let records = 0;
   let firstSeq: number | undefined;
   let expectedSeq: number | undefined;
@@ -58,7 +70,15 @@ export function verifyAuditFiles(paths: readonly string[], head?: { seq: number;
       if (typeof record.op !== 'string') return fail(file, n, 'has no op');
       if (expectedSeq === undefined) {
         firstSeq = seq;
-        if (seq === 1 && prev !== GENESIS) return fail(file, n, 'is seq 1 but its prev is not the genesis hash');
+        const startSeq = from?.seq ?? 1;
+        const startPrev = from === undefined ? GENESIS : from.prev;
+        if (seq !== startSeq) {
+          const hint = from === undefined ? '; lines were removed from the start (or pass --from SEQ to verify a later segment)' : '';
+          return fail(file, n, `has seq ${seq}; the chain should start at seq ${startSeq}${hint}`);
+        }
+        if (startPrev !== undefined && prev !== startPrev) {
+          return fail(file, n, `is seq ${seq} but its prev is not ${from === undefined ? 'the genesis hash' : 'the given --from hash'}`);
+        }
       } else if (seq !== expectedSeq) {
         const what = seq > expectedSeq ? `${seq - expectedSeq} line(s) before it were removed` : 'lines were reordered or repeated';
         return fail(file, n, `has seq ${seq}; expected ${expectedSeq} (${what})`);

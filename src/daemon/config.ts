@@ -129,6 +129,11 @@ export interface CliOptions {
   dev?: boolean;
   /** Only `true` has an effect (a flag that is absent cannot turn off what the file or environment set). */
   allowUnlockedMemory?: boolean;
+  /**
+   * SIGHUP: secrets named by the config (passphrase_env, pin_env) were consumed and removed from the
+   * environment at start, and a reload only applies policy and log level, so do not require them.
+   */
+  reload?: boolean;
 }
 
 export type ConfigEnv = NodeJS.ProcessEnv | Readonly<Record<string, string | undefined>>;
@@ -1072,6 +1077,7 @@ function applyCli(layer: Layer, cli: CliOptions, cwd: string): void {
 
 interface FinalizeOptions {
   dev: boolean;
+  reload: boolean;
   cwd: string;
   env: ConfigEnv;
   configPath: string | undefined;
@@ -1092,7 +1098,7 @@ function finalize(layer: Layer, opts: FinalizeOptions): DaemonConfig {
   };
   const missing: (yamlPath: string, expected: string, when: string) => never = (yamlPath, expected, when) =>
     fail(yamlPath, expected, `required ${when}: expected ${expected}`);
-  const isSet = (variable: string): boolean => env[variable] !== undefined && env[variable] !== '';
+  const isSet = (variable: string): boolean => opts.reload || (env[variable] !== undefined && env[variable] !== '');
 
   const stateDir = layer.stateDir ?? (dev ? path.resolve(cwd, DEV_STATE_DIR_NAME) : PROD_STATE_DIR);
   const socketPath = layer.socket.path ?? (dev ? path.join(stateDir, 'kms.sock') : PROD_SOCKET_PATH);
@@ -1282,7 +1288,7 @@ function build(
   }
   applyEnv(layer, env, cwd);
   applyCli(layer, cli, cwd);
-  return finalize(layer, { dev: cli.dev === true, cwd, env, configPath: source.configPath, yaml: yamlReader });
+  return finalize(layer, { dev: cli.dev === true, reload: cli.reload === true, cwd, env, configPath: source.configPath, yaml: yamlReader });
 }
 
 /**

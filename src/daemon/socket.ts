@@ -27,8 +27,9 @@ export async function prepareSocketPath(path: string, createDir: boolean): Promi
   if (dirStat.uid !== uid && dirStat.uid !== 0) {
     throw new SocketPathError(`socket directory ${dir} is owned by uid ${dirStat.uid}, not the daemon (uid ${uid}) or root`);
   }
-  if ((dirStat.mode & 0o002) !== 0) {
-    throw new SocketPathError(`socket directory ${dir} is writable by others (mode ${(dirStat.mode & 0o7777).toString(8)}); anyone could replace the socket`);
+  if ((dirStat.mode & 0o022) !== 0) {
+    const who = (dirStat.mode & 0o002) !== 0 ? 'others' : 'its group';
+    throw new SocketPathError(`socket directory ${dir} is writable by ${who} (mode ${(dirStat.mode & 0o7777).toString(8)}); they could replace the socket with an impostor`);
   }
   let st;
   try {

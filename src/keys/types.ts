@@ -29,6 +29,8 @@ export interface ListKeysOptions {
   prefix?: string;
   marker?: string;
   limit?: number;
+  /** Only keys this accepts are listed (and counted against the limit). */
+  filter?: (keyId: string) => boolean;
 }
 
 export interface ListKeysResult {
