@@ -3,6 +3,11 @@
 #   setpriv (util-linux)   run a test client as another uid
 #   python3                the sd_notify test's datagram receiver
 #   openssl                the crypto benchmark's baseline
+#   softhsm2               a real PKCS#11 token for the pkcs11 root tests (module /usr/lib/softhsm/libsofthsm2.so)
+#   opensc                 pkcs11-tool: independent inspection of the token's objects in those tests
+#   systemd                test/systemd: systemd-analyze (verify, security, syscall-filter),
+#                          systemd-socket-activate, systemd-sysusers, systemd-tmpfiles (no running systemd needed)
+#   strace                 test/systemd: a daemon session's system calls against the unit's filter
 set -euo pipefail
 
 missing=()
@@ -11,6 +16,12 @@ command -v python3 >/dev/null 2>&1 || missing+=(python3)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v g++ >/dev/null 2>&1 || missing+=(g++)
 command -v make >/dev/null 2>&1 || missing+=(make)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v softhsm2-util >/dev/null 2>&1 || missing+=(softhsm2)
+command -v pkcs11-tool >/dev/null 2>&1 || missing+=(opensc)
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+command -v systemd-socket-activate >/dev/null 2>&1 || missing+=(systemd)
+command -v strace >/dev/null 2>&1 || missing+=(strace)
 
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

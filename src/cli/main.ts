@@ -6,10 +6,15 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { KmsClient, type KeyInfo } from '../rpc/client.js';
 import { KmsError } from '../errors.js';
-import { VERSION } from '../package-info.js';
+import { PACKAGE_ROOT, VERSION } from '../package-info.js';
 import { block, table, time, toJson } from './format.js';
-import { createKeyFile } from '../roots/local.js';
+import { LocalRoot, createKeyFile } from '../roots/local.js';
+import { initPkcs11Root } from '../roots/pkcs11.js';
+import { loadConfig } from '../daemon/config.js';
 import { verifyAuditFiles } from '../audit/verify.js';
+import { BackupError, createBackup, parseBackup, restoreBackup, serializeBackup, writeBackupFile } from './backup.js';
+import { InstallError, installSystemd } from './install-systemd.js';
+import { native } from '../native/index.js';
 
 const PRODUCTION_SOCKET = '/run/rustfs-kms/kms.sock';
 
@@ -29,9 +34,18 @@ data
 daemon
   status | health
 audit
-  audit verify FILE... [--head SEQ:HASH]   check the hash chain (files oldest first; --head from status)
+  audit verify FILE... [--head SEQ:HASH] [--from SEQ[:PREV]]
+                                           check the hash chain (files oldest first; --head from status)
 setup
   init [--state-dir DIR] [--key-file FILE]  create the local root key (refuses to overwrite)
+  init --config FILE                        create the root the config names: the local key file, or
+                                            for root.type pkcs11 the root key on the token (wrap mode)
+  install-systemd [--prefix DIR] [--lib-dir DIR] [--daemon PATH] [--no-reload]
+                                           install units, sysusers/tmpfiles snippets, example config
+backup and restore (file keystore; work on the state directory, no daemon needed)
+  backup FILE [--state-dir DIR] [--force]  wrapped key records → FILE (or - for stdout); safe while the daemon runs
+  restore FILE --state-dir DIR [--key-file FILE] [--dry-run]
+                                           import records; newer ones on disk are kept; refuses while a daemon runs
 
 The socket is --socket, else $RUSTFS_KMS_SOCKET, else ${PRODUCTION_SOCKET}
 (or ./.kms/kms.sock when only the development daemon's socket exists).
@@ -60,7 +74,14 @@ const OPTIONS = {
   'without-plaintext': { type: 'boolean' },
   'state-dir': { type: 'string' },
   'key-file': { type: 'string' },
+  config: { type: 'string' },
   head: { type: 'string' },
+  from: { type: 'string' },
+  force: { type: 'boolean' },
+  'dry-run': { type: 'boolean' },
+  'lib-dir': { type: 'string' },
+  daemon: { type: 'string' },
+  'no-reload': { type: 'boolean' },
 } as const;
 
 type Flags = ReturnType<typeof parse>['values'];
@@ -154,6 +175,8 @@ async function run(argv: string[]): Promise<void> {
 
   switch (command) {
     case 'init': {
+      const configPath = flags.config ?? (process.env.RUSTFS_KMS_CONFIG !== undefined && process.env.RUSTFS_KMS_CONFIG !== '' ? process.env.RUSTFS_KMS_CONFIG : undefined);
+      if (configPath !== undefined) return initFromConfig(flags, configPath, out);
       const stateDir = resolve(flags['state-dir'] ?? process.env.RUSTFS_KMS_STATE_DIR ?? '/var/lib/rustfs-kms');
       const keyFile = resolve(flags['key-file'] ?? join(stateDir, 'root.key'));
       mkdirSync(stateDir, { recursive: true, mode: 0o700 });
@@ -164,7 +187,7 @@ async function run(argv: string[]): Promise<void> {
     case 'health':
       return withClient(flags, async (c) => {
         const h = await c.health();
-        out(block([['healthy', h.healthy], ['backend', h.backend], ['version', h.version]]), h);
+        out(block([['healthy', h.healthy], ['backend', h.backend], ['version', h.version], ['detail', h.detail]]), h);
         if (!h.healthy) process.exitCode = 1;
       });
     case 'status':
@@ -181,6 +204,12 @@ async function run(argv: string[]): Promise<void> {
       return keyCommand(flags, sub, arg, out);
     case 'audit':
       return auditCommand(flags, positionals.slice(1), out);
+    case 'backup':
+      return backupCommand(flags, positionals.slice(1), out);
+    case 'restore':
+      return restoreCommand(flags, positionals.slice(1), out);
+    case 'install-systemd':
+      return installSystemdCommand(flags, positionals.slice(1), out);
     case 'encrypt':
       return withClient(flags, async (c) => {
         const plaintext = await readStdin();
@@ -216,6 +245,53 @@ async function run(argv: string[]): Promise<void> {
   }
 }
 
+/** `init --config FILE`: creates what the configured root needs, never overwriting anything. */
+async function initFromConfig(flags: Flags, configPath: string, out: (h: string, j: unknown) => void): Promise<void> {
+  const config = loadConfig({
+    configPath, env: process.env, cli: flags['state-dir'] !== undefined ? { stateDir: flags['state-dir'] } : {},
+  });
+  switch (config.root.type) {
+    case 'local': {
+      const keyFile = resolve(flags['key-file'] ?? config.root.local.keyFile);
+      mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
+      if (existsSync(keyFile)) throw new UsageError(`root key file ${keyFile} already exists; refusing to overwrite it`);
+      createKeyFile(keyFile);
+      return out(`created root key ${keyFile} (0600); back it up: without it no key record opens\n`, { key_file: keyFile, state_dir: config.stateDir });
+    }
+    case 'pkcs11': {
+      const p11 = config.root.pkcs11;
+      if (p11 === undefined) throw new UsageError('root.type is pkcs11 but the config has no root.pkcs11 section');
+      let result;
+      try {
+        result = await initPkcs11Root({
+          module: p11.module,
+          ...(p11.tokenLabel !== undefined ? { tokenLabel: p11.tokenLabel } : {}),
+          ...(p11.tokenSerial !== undefined ? { tokenSerial: p11.tokenSerial } : {}),
+          ...(p11.pinFile !== undefined ? { pinFile: p11.pinFile } : {}),
+          ...(p11.pinEnv !== undefined ? { pinEnv: p11.pinEnv } : {}),
+          env: process.env,
+          keyLabel: p11.keyLabel,
+          mode: p11.mode,
+          sessions: 1,
+        });
+      } catch (err) {
+        // Not a protocol error: say what is wrong with the token, exit 1.
+        const message = err instanceof Error ? err.message : String(err);
+        if (flags.json === true) process.stdout.write(toJson({ error: { code: 'InitFailed', message } }));
+        process.stderr.write(`rustfs-kms: init: ${message}\n`);
+        process.exitCode = 1;
+        return;
+      }
+      return out(`${result.message}\n`, {
+        root_type: 'pkcs11', mode: p11.mode, token: result.token, serial: result.serial, key_label: result.keyLabel,
+        created: result.created, ...(result.kcv !== undefined ? { key_check_value: result.kcv } : {}),
+      });
+    }
+    default:
+      throw new UsageError(`init has nothing to create for root.type ${config.root.type}`);
+  }
+}
+
 function auditCommand(flags: Flags, args: string[], out: (h: string, j: unknown) => void): void {
   const [sub, ...files] = args;
   if (sub !== 'verify') throw new UsageError(`unknown audit command "${sub ?? ''}" (verify)`);
@@ -226,7 +302,13 @@ function auditCommand(flags: Flags, args: string[], out: (h: string, j: unknown)
     if (m === null) throw new UsageError('--head takes SEQ:HASH as printed by "rustfs-kms status"');
     head = { seq: Number(m[1]), hash: m[2] as string };
   }
-  const result = verifyAuditFiles(files, head);
+  let from: { seq: number; prev?: string } | undefined;
+  if (flags.from !== undefined) {
+    const m = /^(\d+)(?::([0-9a-f]{64}))?$/.exec(flags.from);
+    if (m === null) throw new UsageError('--from takes SEQ or SEQ:PREV (the first line\'s seq and prev hash)');
+    from = { seq: Number(m[1]), ...(m[2] !== undefined ? { prev: m[2] } : {}) };
+  }
+  const result = verifyAuditFiles(files, { ...(head !== undefined ? { head } : {}), ...(from !== undefined ? { from } : {}) });
   if (result.ok) {
     out(`OK: ${result.records} records${result.firstSeq !== undefined ? ` (seq ${result.firstSeq}..${result.lastSeq})` : ''} in ${files.length} file(s)\n`, result);
     return;
@@ -234,6 +316,100 @@ function auditCommand(flags: Flags, args: string[], out: (h: string, j: unknown)
   const f = result.failure as { file: string; line: number; message: string };
   out(`FAILED: ${f.file}${f.line > 0 ? ` line ${f.line}` : ''} ${f.message}\n`, result);
   process.exitCode = 1;
+}
+
+// ---- backup / restore / install-systemd ------------------------------------------------------
+
+function defaultStateDir(flags: Flags): string {
+  return resolve(flags['state-dir'] ?? process.env.RUSTFS_KMS_STATE_DIR ?? '/var/lib/rustfs-kms');
+}
+
+function backupCommand(flags: Flags, args: string[], out: (h: string, j: unknown) => void): void {
+  const [file, ...extra] = args;
+  if (file === undefined || extra.length > 0) throw new UsageError('backup takes one FILE (or - for stdout)');
+  const stateDir = defaultStateDir(flags);
+  const backup = wrapBackupError(() => createBackup({ stateDir, createdBy: `rustfs-kms/${VERSION}` }));
+  if (file === '-') {
+    process.stdout.write(serializeBackup(backup));
+    return;
+  }
+  const path = resolve(file);
+  wrapBackupError(() => writeBackupFile(path, backup, flags.force === true));
+  const roots = backup.root_refs.length > 0 ? backup.root_refs.join(', ') : 'none (no keys)';
+  out(
+    `backed up ${backup.key_count} key record(s) from ${stateDir} to ${path} (0600)\n` +
+      `  wrapped by root ${roots}: the backup opens nothing without that root key; keep the two apart\n`,
+    { file: path, state_dir: stateDir, key_count: backup.key_count, root_refs: backup.root_refs, records_sha256: backup.records_sha256 },
+  );
+}
+
+function restoreCommand(flags: Flags, args: string[], out: (h: string, j: unknown) => void): void {
+  const [file, ...extra] = args;
+  if (file === undefined || extra.length > 0) throw new UsageError('restore takes one FILE (or - for stdin)');
+  if (flags['state-dir'] === undefined) throw new UsageError('restore needs --state-dir DIR (where the records go)');
+  const stateDir = resolve(flags['state-dir']);
+  const text = file === '-' ? readFileSync(0, 'utf8') : readFileSync(resolve(file), 'utf8');
+  const backup = wrapBackupError(() => parseBackup(text, file === '-' ? 'stdin' : resolve(file)));
+  const keyFile = resolve(flags['key-file'] ?? join(stateDir, 'root.key'));
+  let rootNote: string | undefined;
+  const rootRef = (): string | undefined => {
+    if (!existsSync(keyFile)) return undefined;
+    try {
+      const root = LocalRoot.open({ keyFile, saltFile: join(stateDir, 'root.salt'), create: false, env: {} });
+      const ref = root.ref;
+      void root.close();
+      return ref;
+    } catch (err) {
+      rootNote = `not checked (${(err as Error).message})`;
+      return undefined;
+    }
+  };
+  const report = wrapBackupError(() => restoreBackup({
+    backup, stateDir, rootRef, lockFile: (fd) => native.lockFile(fd), ...(flags['dry-run'] === true ? { dryRun: true } : {}),
+  }));
+  if (rootNote !== undefined) report.rootCheck = rootNote;
+  const rows = report.items.map((i) => [
+    i.keyId, i.action, i.disk ? `v${i.disk.currentVersion} r${i.disk.revision}` : '-', `v${i.backup.currentVersion} r${i.backup.revision}`, i.reason,
+  ]);
+  out(
+    (rows.length > 0 ? table(['KEY', 'ACTION', 'ON DISK', 'BACKUP', 'REASON'], rows) : '') +
+      `${report.dryRun ? 'dry run: would restore' : 'restored'} ${report.restored}, kept ${report.kept} newer on disk, ` +
+      `${report.unchanged} unchanged; ${report.onlyOnDisk.length} only on disk (untouched)\n` +
+      `root: ${report.rootCheck}\n`,
+    report,
+  );
+}
+
+function wrapBackupError<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof BackupError || err instanceof InstallError) throw new KmsError('InvalidRequest', err.message);
+    throw err;
+  }
+}
+
+function installSystemdCommand(flags: Flags, args: string[], out: (h: string, j: unknown) => void): void {
+  if (args.length > 0) throw new UsageError(`install-systemd takes no arguments, got "${args.join(' ')}"`);
+  const report = wrapBackupError(() => installSystemd({
+    prefix: flags.prefix ?? '/',
+    packageRoot: PACKAGE_ROOT,
+    activate: flags['no-reload'] !== true,
+    env: process.env,
+    ...(flags['lib-dir'] !== undefined ? { libDir: flags['lib-dir'] } : {}),
+    ...(flags.daemon !== undefined ? { daemon: flags.daemon } : {}),
+    ...(process.argv[1] !== undefined ? { cliScript: process.argv[1] } : {}),
+  }));
+  const lines = [
+    ...report.files.map((f) => `${f.action.padEnd(9)} ${f.path}`),
+    `service: ${report.execStart}`,
+    ...report.ran.map((r) => `${r.ok ? 'ran' : 'FAILED'}: ${r.command}${r.output !== '' ? ` (${r.output.replace(/\n/g, '; ')})` : ''}`),
+    ...report.warnings.map((w) => `warning: ${w}`),
+    'next:',
+    ...report.nextSteps.map((s) => `  ${s}`),
+  ];
+  out(lines.join('\n') + '\n', report);
+  if (report.ran.some((r) => !r.ok)) process.exitCode = 1;
 }
 
 async function keyCommand(flags: Flags, sub: string | undefined, keyId: string | undefined, out: (h: string, j: unknown) => void): Promise<void> {

@@ -191,7 +191,7 @@ export const CONFIG_ENV_VARS: readonly string[] = [
 ];
 
 /** RUSTFS_KMS_* names that other parts of the project read (not config). */
-const OTHER_KNOWN_ENV_VARS: readonly string[] = ['RUSTFS_KMS_NATIVE_TEST_HOOKS'];
+const OTHER_KNOWN_ENV_VARS: readonly string[] = ['RUSTFS_KMS_NATIVE_TEST_HOOKS', 'RUSTFS_KMS_TEST_PKCS11_SEAL_LIMIT', 'RUSTFS_KMS_SOCKET'];
 
 const PROD_STATE_DIR = '/var/lib/rustfs-kms';
 const PROD_SOCKET_PATH = '/run/rustfs-kms/kms.sock';
@@ -548,17 +548,25 @@ class Reader {
     return `${url.protocol}//${url.host}${pathname}`;
   }
 
+  /**
+   * The admin HTTP API listens on loopback or on a Unix socket only: it answers without TLS, and a
+   * per-host key manager has no business being reachable from the network.
+   */
   listen(field: string, v: unknown): string | undefined {
     if (v === null || v === undefined) return undefined;
-    const expected = 'host:port like "127.0.0.1:9000" or "[::1]:9000"';
+    const expected = 'a loopback host:port like "127.0.0.1:9000" or "[::1]:9000", or an absolute Unix socket path';
     if (typeof v !== 'string') this.fail(field, expected, v);
+    if (v.startsWith('/')) {
+      if (v.length > 107) this.fail(field, `${expected} (at most 107 bytes)`, v);
+      return v;
+    }
     const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+)):([0-9]{1,5})$/.exec(v);
     if (m === null) this.fail(field, expected, v);
     const [, v6, host, port] = m;
     const portNumber = Number(port);
     if (portNumber < 1 || portNumber > 65_535) this.fail(field, `${expected} (port 1 to 65535)`, v);
-    if (v6 !== undefined && isIP(v6) !== 6) this.fail(field, expected, v);
-    if (host !== undefined && isIP(host) === 0 && !HOSTNAME_PATTERN.test(host)) this.fail(field, expected, v);
+    const loopback = v6 !== undefined ? v6 === '::1' : host === 'localhost' || (isIP(host as string) === 4 && (host as string).startsWith('127.'));
+    if (!loopback) this.fail(field, expected, v);
     return v;
   }
 }

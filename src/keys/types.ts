@@ -9,7 +9,8 @@ export interface KeyInfo {
   state: KeyState;
   currentVersion: number;
   versions: number;
-  algorithm: 'XAES-256-GCM';
+  /** XAES-256-GCM, or AES-256-GCM for versions that live on a PKCS#11 token. */
+  algorithm: 'XAES-256-GCM' | 'AES-256-GCM';
   origin: KeyOrigin;
   createdAt: number;
   rotatedAt?: number;

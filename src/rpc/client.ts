@@ -26,6 +26,7 @@ import {
   type WireResponse,
   type WireStatus,
 } from './protocol.js';
+import type { DecryptRequest, EncryptRequest, GenerateKeyRequest } from '../library/requests.js';
 
 // ---------------------------------------------------------------------------------------------------
 // Options and result types (camelCase)
@@ -83,6 +84,8 @@ export interface HealthResult {
   healthy: boolean;
   backend: string;
   version: string;
+  /** What is wrong when not healthy. */
+  detail?: string;
 }
 
 export interface StatusResult {
@@ -161,6 +164,14 @@ export interface DataKey {
   keyVersion: number;
 }
 
+/** `backendInfo()`: the daemon's health and status in one answer (RustFS crate: `backend_info`). */
+export interface BackendInfo extends StatusResult {
+  /** `"<root type>/<keystore type>"`, e.g. `"local/file"`. */
+  backend: string;
+  healthy: boolean;
+  version: string;
+}
+
 export interface DataKeyBatch {
   keyId: string;
   keyVersion: number;
@@ -216,7 +227,9 @@ const toKeyInfo: Converter = (w) => keyInfoFromWire(w as WireKeyInfo);
 
 const toHealth: Converter = (w) => {
   const r = map(w, 'health result');
-  return { healthy: r.healthy === true, backend: r.backend, version: r.version } as HealthResult;
+  const health = { healthy: r.healthy === true, backend: r.backend, version: r.version } as HealthResult;
+  if (typeof r.detail === 'string') health.detail = r.detail;
+  return health;
 };
 
 const toStatus: Converter = (w) => {
@@ -439,19 +452,62 @@ export class KmsClient {
     return this.request('cancel_key_deletion', { key_id: keyId }, options, toKeyInfo) as Promise<KeyInfo>;
   }
 
-  encrypt(keyId: string, plaintext: Uint8Array, opts?: ContextOptions, options?: CallOptions): Promise<EncryptResult> {
+  encrypt(keyId: string, plaintext: Uint8Array, opts?: ContextOptions, options?: CallOptions): Promise<EncryptResult>;
+  /** The library's request type (src/library); an OperationContext is a CallOptions. */
+  encrypt(request: EncryptRequest, options?: CallOptions): Promise<EncryptResult>;
+  encrypt(
+    keyOrRequest: string | EncryptRequest,
+    plaintextOrOptions?: Uint8Array | CallOptions,
+    contextOptions?: ContextOptions,
+    callOptions?: CallOptions,
+  ): Promise<EncryptResult> {
+    if (typeof keyOrRequest !== 'string') {
+      const r = keyOrRequest;
+      return this.encrypt(r.keyId, r.plaintext, r.toOptions(), plaintextOrOptions as CallOptions | undefined);
+    }
+    const keyId = keyOrRequest;
+    const plaintext = plaintextOrOptions as Uint8Array;
+    const opts = contextOptions;
+    const options = callOptions;
     const args: OpArgs<'encrypt'> = { key_id: keyId, plaintext };
     if (opts?.context !== undefined) args.context = opts.context;
     return this.request('encrypt', args, options, toSeal) as Promise<EncryptResult>;
   }
 
-  decrypt(ciphertext: Uint8Array, opts?: ContextOptions, options?: CallOptions): Promise<DecryptResult> {
+  decrypt(ciphertext: Uint8Array, opts?: ContextOptions, options?: CallOptions): Promise<DecryptResult>;
+  /** The library's request type (src/library); an OperationContext is a CallOptions. */
+  decrypt(request: DecryptRequest, options?: CallOptions): Promise<DecryptResult>;
+  decrypt(
+    blobOrRequest: Uint8Array | DecryptRequest,
+    optsOrOptions?: ContextOptions | CallOptions,
+    callOptions?: CallOptions,
+  ): Promise<DecryptResult> {
+    if (!(blobOrRequest instanceof Uint8Array)) {
+      const r = blobOrRequest;
+      return this.decrypt(r.ciphertext, r.toOptions(), optsOrOptions as CallOptions | undefined);
+    }
+    const ciphertext = blobOrRequest;
+    const opts = optsOrOptions as ContextOptions | undefined;
+    const options = callOptions;
     const args: OpArgs<'decrypt'> = { ciphertext };
     if (opts?.context !== undefined) args.context = opts.context;
     return this.request('decrypt', args, options, toDecrypt) as Promise<DecryptResult>;
   }
 
-  generateDataKey(keyId: string, opts?: GenerateDataKeyOptions, options?: CallOptions): Promise<DataKey> {
+  generateDataKey(keyId: string, opts?: GenerateDataKeyOptions, options?: CallOptions): Promise<DataKey>;
+  /** The library's request type (src/library); an OperationContext is a CallOptions. */
+  generateDataKey(request: GenerateKeyRequest, options?: CallOptions): Promise<DataKey>;
+  generateDataKey(
+    keyOrRequest: string | GenerateKeyRequest,
+    optsOrOptions?: GenerateDataKeyOptions | CallOptions,
+    callOptions?: CallOptions,
+  ): Promise<DataKey> {
+    if (typeof keyOrRequest !== 'string') {
+      return this.generateDataKey(keyOrRequest.keyId, keyOrRequest.toOptions(), optsOrOptions as CallOptions | undefined);
+    }
+    const keyId = keyOrRequest;
+    const opts = optsOrOptions as GenerateDataKeyOptions | undefined;
+    const options = callOptions;
     const args: OpArgs<'generate_data_key'> = { key_id: keyId };
     if (opts !== undefined) {
       if (opts.context !== undefined) args.context = opts.context;
@@ -482,6 +538,17 @@ export class KmsClient {
       if (opts.destinationKeyId !== undefined) args.destination_key_id = opts.destinationKeyId;
     }
     return this.request('re_encrypt', args, options, toSeal) as Promise<EncryptResult>;
+  }
+
+  /** Alias of `health()`, by the RustFS KMS crate's name (`health_check`). */
+  healthCheck(options?: CallOptions): Promise<HealthResult> {
+    return this.health(options);
+  }
+
+  /** `health()` and `status()` in one answer (RustFS KMS crate: `backend_info`). */
+  async backendInfo(options?: CallOptions): Promise<BackendInfo> {
+    const [health, status] = await Promise.all([this.health(options), this.status(options)]);
+    return { ...status, backend: health.backend, healthy: health.healthy, version: health.version };
   }
 
   /** Fails every outstanding call with BackendUnavailable and closes the connection. Idempotent. */

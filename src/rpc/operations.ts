@@ -23,6 +23,10 @@ export interface OperationEnv {
   auditHead?: () => { seq: number; hash: string };
 }
 
+export interface Scope {
+  visible?: (keyId: string) => boolean;
+}
+
 /** Fields an operation contributes to its audit record. */
 export interface AuditKeyFields {
   key_id?: string;
@@ -37,7 +41,8 @@ export interface Operation<A = unknown> {
   readonly parse: (args: Record<string, unknown>) => A;
   /** Keys the caller's policy rule must cover, known before the handler runs. */
   readonly keys: (args: A) => readonly string[];
-  readonly handle: (env: OperationEnv, args: A) => unknown;
+  /** scope: what the deciding policy rule lets the caller see (list_keys filters by it). */
+  readonly handle: (env: OperationEnv, args: A, scope: Scope) => unknown;
   /** Key fields for the audit record, from the arguments and (when it succeeded) the result. */
   readonly audit: (args: A, result: unknown) => AuditKeyFields;
 }
@@ -194,7 +199,10 @@ const operations: Operation<never>[] = [
     keys: () => [],
     handle: async (env) => {
       const health = await env.service.health();
-      return { healthy: health.healthy, backend: `${env.service.root.type}/${env.service.keystore.type}`, version: env.version };
+      const backend = `${env.service.root.type}/${env.service.keystore.type}`;
+      return health.detail === undefined
+        ? { healthy: health.healthy, backend, version: env.version }
+        : { healthy: health.healthy, backend, version: env.version, detail: health.detail };
     },
     audit: () => ({}),
   } satisfies Operation<void>,
@@ -250,11 +258,12 @@ const operations: Operation<never>[] = [
       };
     },
     keys: () => [],
-    handle: (env, a) => {
+    handle: (env, a, scope) => {
       const page = env.service.listKeys({
         ...(a.prefix !== undefined ? { prefix: a.prefix } : {}),
         ...(a.marker !== undefined ? { marker: a.marker } : {}),
         ...(a.limit !== undefined ? { limit: a.limit } : {}),
+        ...(scope.visible !== undefined ? { filter: scope.visible } : {}),
       });
       return {
         keys: page.keys.map(wireKeyInfo),
@@ -357,7 +366,13 @@ const operations: Operation<never>[] = [
       then(env.service.reEncrypt(a.ciphertext, a.context, a.destinationKeyId), (r) => ({
         ciphertext: r.ciphertext, key_id: r.keyId, key_version: r.keyVersion,
       })),
-    audit: (_a, result) => keyFields(result),
+    // The source key from the envelope, even when refused; the key sealed under once it succeeded.
+    audit: (a, result) => {
+      if (result !== undefined) return keyFields(result);
+      const header = parseEnvelope(a.ciphertext);
+      if (header !== null) return { key_id: header.keyId, key_version: header.keyVersion };
+      return a.destinationKeyId !== undefined ? { key_id: a.destinationKeyId } : {};
+    },
   } satisfies Operation<{ ciphertext: Buffer; context: EncryptionContext | undefined; destinationKeyId: string | undefined }>,
 ] as unknown as Operation<never>[];
 

@@ -40,6 +40,9 @@ export interface Logger {
 
 export type Reply = (error: KmsError | null, result?: unknown) => void;
 
+/** Sees every finished request (after its audit record), e.g. for metrics; must not throw or block. */
+export type PipelineObserver = (event: Readonly<AuditEvent>) => void;
+
 export class Pipeline {
   constructor(
     readonly env: OperationEnv,
@@ -47,6 +50,13 @@ export class Pipeline {
     private readonly audit: AuditSink,
     private readonly logger?: Logger,
   ) {}
+
+  private observer: PipelineObserver | undefined;
+
+  /** Installs (or, with undefined, removes) the one observer of finished requests. */
+  setObserver(observer: PipelineObserver | undefined): void {
+    this.observer = observer;
+  }
 
   /** Audit lines of this tick go to the file before the answers they describe. */
   flushAudit(): void {
@@ -80,9 +90,11 @@ export class Pipeline {
       } catch (err) {
         // An audit record that cannot be written means the operation must not be answered as done.
         this.logger?.error({ err: (err as Error).message, op: opName }, 'audit write failed');
+        if (this.observer !== undefined) this.observe({ ...event, outcome: 'failure', errorCode: 'Internal' });
         reply(new KmsError('Internal', 'the audit log could not be written'));
         return;
       }
+      if (this.observer !== undefined) this.observe(event);
       reply(error, result);
     };
 
@@ -106,7 +118,7 @@ export class Pipeline {
     }
     let outcome: unknown;
     try {
-      outcome = operation.handle(this.env, parsed);
+      outcome = operation.handle(this.env, parsed, decision);
     } catch (err) {
       finish(this.toKmsError(err, opName), undefined, operation.audit(parsed, undefined));
       return;
@@ -118,6 +130,14 @@ export class Pipeline {
       );
     } else {
       finish(null, outcome, operation.audit(parsed, outcome));
+    }
+  }
+
+  private observe(event: AuditEvent): void {
+    try {
+      (this.observer as PipelineObserver)(event);
+    } catch (err) {
+      this.logger?.warn({ err: err instanceof Error ? err.message : String(err) }, 'pipeline observer failed');
     }
   }
 

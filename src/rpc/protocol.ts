@@ -88,7 +88,8 @@ export type Bytes = Uint8Array;
 export type EncryptionContext = Record<string, string>;
 
 export type KeyState = 'Enabled' | 'Disabled' | 'PendingDeletion';
-export type KeyAlgorithm = 'XAES-256-GCM';
+/** XAES-256-GCM for everything the daemon seals itself; AES-256-GCM for PKCS#11 on-token keys. */
+export type KeyAlgorithm = 'XAES-256-GCM' | 'AES-256-GCM';
 export type KeyOrigin = 'local' | 'pkcs11' | 'vault';
 
 export interface WireKeyInfo {
@@ -142,6 +143,8 @@ export interface WireHealth {
   backend: string;
   /** Daemon version. */
   version: string;
+  /** What is wrong when not healthy (root or keystore unreachable); never secret. */
+  detail?: string;
 }
 
 export interface WireStatusLimits {

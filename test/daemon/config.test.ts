@@ -1003,3 +1003,21 @@ describe('redactedConfig', () => {
     expect(redactedConfig(c)).toEqual(c);
   });
 });
+
+describe('admin_http.listen stays on this host', () => {
+  const admin = (listen: string) => `admin_http: { listen: "${listen}", access_key: admin, secret_key_file: /etc/rustfs-kms/admin.secret }\n`;
+
+  it('accepts loopback addresses and absolute Unix socket paths', () => {
+    for (const listen of ['127.0.0.1:9000', '127.0.0.53:1', '[::1]:9443', 'localhost:9000', '/run/rustfs-kms/admin.sock']) {
+      expect(configFromYaml(admin(listen)).adminHttp?.listen).toBe(listen);
+    }
+  });
+
+  it('refuses every other address, naming the field and what is allowed', () => {
+    for (const listen of ['0.0.0.0:9000', '10.0.0.5:9000', '[::]:9000', 'kms.example.com:9000', 'relative/admin.sock']) {
+      const err = yamlError(admin(listen));
+      expect(err.field).toBe('admin_http.listen');
+      expect(err.message).toContain('loopback');
+    }
+  });
+});

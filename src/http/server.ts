@@ -1,0 +1,473 @@
+// The MinIO-compatible admin HTTP API (off unless admin_http is configured). One request pipeline,
+// KES-style, enforcing each route's declarations in a fixed order:
+//
+//   method/path → SigV4 signature → body limit → arguments → Pipeline.run (policy, handler, audit)
+//   → status mapping
+//
+// The verified access key is the identity the policy sees (Caller kind 'access-key', sourceIp the
+// TCP peer). Requests refused before the pipeline (unknown route, bad signature, body too large,
+// bad parameters) are audited here, with the same sink, so every request leaves one audit line.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { connect, isIP, type Socket } from 'node:net';
+import { lstatSync, readFileSync, unlinkSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { KmsError } from '../errors.js';
+import type { Caller } from '../access/identity.js';
+import type { AuditEvent, AuditSink, Pipeline } from '../rpc/pipeline.js';
+import type { OpName, WireContext } from '../rpc/protocol.js';
+import type { Metrics } from '../metrics/metrics.js';
+import { assertPrivatePath } from '../roots/permissions.js';
+import { httpStatus, routeIndex, ROUTES, type Route, type RouteAnswer, type RouteEnv, type RouteRequest, type Prefix } from './routes.js';
+import {
+  SigV4Verifier, SignatureError, parseAuthorization, parseQuery, sha256Hex,
+  type AdminCredentials, type ParsedAuthorization, type RawQuery,
+} from './sigv4.js';
+
+export interface AdminHttpLogger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+export interface AdminHttpLimits {
+  /** Time to receive the request headers. Default 10 s. */
+  headersTimeoutMs: number;
+  /** Time to receive the whole request. Default 30 s. */
+  requestTimeoutMs: number;
+  /** Idle keep-alive connections are closed after this. Default 5 s. */
+  keepAliveTimeoutMs: number;
+  /** Concurrent connections. Default 128. */
+  maxConnections: number;
+  /** Total size of the request headers. Default 16 KiB. */
+  maxHeaderBytes: number;
+}
+
+export const DEFAULT_ADMIN_HTTP_LIMITS: AdminHttpLimits = {
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  keepAliveTimeoutMs: 5_000,
+  maxConnections: 128,
+  maxHeaderBytes: 16 * 1024,
+};
+
+export interface AdminHttpOptions {
+  /** `host:port` (e.g. `127.0.0.1:9000`, `[::1]:9000`, port 0 for any free port) or an absolute Unix socket path. */
+  listen: string;
+  credentials: AdminCredentials;
+  pipeline: Pipeline;
+  /** The pipeline's audit sink, for requests refused before they reach the pipeline. */
+  audit: AuditSink;
+  metrics?: Metrics;
+  defaultKeyId?: string;
+  logger: AdminHttpLogger;
+  limits?: Partial<AdminHttpLimits>;
+}
+
+const UNMATCHED = 'unmatched';
+const MAX_CLAIM_BYTES = 1024;
+
+/** Reads the SigV4 secret key: a private file (0600, ours), trailing newline stripped, never logged. */
+export function readSecretKeyFile(path: string): string {
+  assertPrivatePath(path, 'admin_http.secret_key_file');
+  const text = readFileSync(path, 'utf8').replace(/\r?\n$/, '');
+  if (text.length === 0) throw new Error(`admin_http.secret_key_file ${path} is empty`);
+  if (text.length < 8 || /[\s]/.test(text)) {
+    throw new Error(`admin_http.secret_key_file ${path}: the secret key must be at least 8 characters with no whitespace`);
+  }
+  return text;
+}
+
+function isLoopback(host: string): boolean {
+  if (host === 'localhost') return true;
+  if (isIP(host) === 4) return host.startsWith('127.');
+  if (isIP(host) === 6) return host === '::1' || host.startsWith('::ffff:127.');
+  return false;
+}
+
+function parseListen(listen: string): { path: string } | { host: string; port: number } {
+  if (listen.startsWith('/')) return { path: listen };
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+)):([0-9]{1,5})$/.exec(listen);
+  if (m === null) throw new Error(`admin_http.listen: expected host:port or an absolute socket path, got ${JSON.stringify(listen)}`);
+  const port = Number(m[3]);
+  if (port > 65_535) throw new Error(`admin_http.listen: port ${port} is out of range`);
+  return { host: (m[1] ?? m[2]) as string, port };
+}
+
+function truncate(s: string, bytes: number): string {
+  return Buffer.byteLength(s) <= bytes ? s : Buffer.from(s).subarray(0, bytes).toString('utf8').replace(/\uFFFD$/, '');
+}
+
+/** A stale Unix socket (nothing listening) is replaced; anything else at the path is refused. */
+async function prepareUnixPath(path: string): Promise<void> {
+  let isSocket: boolean;
+  try {
+    const st = lstatSync(path);
+    isSocket = st.isSocket();
+  } catch {
+    return; // nothing there
+  }
+  if (!isSocket) throw new Error(`admin_http.listen: ${path} exists and is not a socket`);
+  const live = await new Promise<boolean>((resolve) => {
+    const s = connect({ path });
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+  if (live) throw new Error(`admin_http.listen: ${path} is in use by another process`);
+  unlinkSync(path);
+}
+
+export class AdminHttpServer {
+  private readonly server: Server;
+  private readonly routes = routeIndex(ROUTES);
+  private readonly verifier: SigV4Verifier;
+  private readonly sockets = new Set<Socket>();
+  private readonly limits: AdminHttpLimits;
+  private readonly env: RouteEnv;
+  private boundAddress = '';
+
+  private constructor(private readonly options: AdminHttpOptions) {
+    this.limits = { ...DEFAULT_ADMIN_HTTP_LIMITS, ...(options.limits ?? {}) };
+    this.verifier = new SigV4Verifier(options.credentials);
+    this.env = {
+      ...(options.metrics !== undefined ? { metrics: options.metrics } : {}),
+      ...(options.defaultKeyId !== undefined ? { defaultKeyId: options.defaultKeyId } : {}),
+    };
+    this.server = createServer({ maxHeaderSize: this.limits.maxHeaderBytes }, (req, res) => {
+      this.handle(req, res).catch((err: unknown) => {
+        options.logger.error({ err: err instanceof Error ? err.message : String(err) }, 'admin HTTP request failed unexpectedly');
+        if (!res.headersSent) this.writeError(res, new KmsError('Internal', 'the request failed inside the daemon; see its log'));
+        else res.destroy();
+      });
+    });
+    this.server.headersTimeout = this.limits.headersTimeoutMs;
+    this.server.requestTimeout = this.limits.requestTimeoutMs;
+    this.server.keepAliveTimeout = this.limits.keepAliveTimeoutMs;
+    this.server.maxConnections = this.limits.maxConnections;
+    this.server.on('connection', (s: Socket) => {
+      this.sockets.add(s);
+      s.once('close', () => this.sockets.delete(s));
+    });
+    // Expect: 100-continue: the client waits for our word before sending the body, so a body over
+    // the route's limit (or any unauthenticated one) is refused without ever being sent.
+    this.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+      this.handle(req, res, true).catch((err: unknown) => {
+        options.logger.error({ err: err instanceof Error ? err.message : String(err) }, 'admin HTTP request failed unexpectedly');
+        if (!res.headersSent) this.writeError(res, new KmsError('Internal', 'the request failed inside the daemon; see its log'));
+        else res.destroy();
+      });
+    });
+    this.server.on('clientError', (_err, socket) => {
+      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      else socket.destroy();
+    });
+  }
+
+  /** Starts listening; rejects (with the reason) when the address cannot be used. */
+  static async start(options: AdminHttpOptions): Promise<AdminHttpServer> {
+    const server = new AdminHttpServer(options);
+    await server.listen();
+    return server;
+  }
+
+  /** `http://host:port` or `unix:/path`. */
+  get address(): string {
+    return this.boundAddress;
+  }
+
+  get connectionCount(): number {
+    return this.sockets.size;
+  }
+
+  private async listen(): Promise<void> {
+    const target = parseListen(this.options.listen);
+    const listenOnce = (arg: { path: string } | { host: string; port: number }): Promise<void> =>
+      new Promise((resolve, reject) => {
+        this.server.once('error', reject);
+        this.server.listen(arg, () => {
+          this.server.off('error', reject);
+          resolve();
+        });
+      });
+    if ('path' in target) {
+      await prepareUnixPath(target.path);
+      const previous = process.umask(0o177); // the socket is born 0600: only the daemon's user
+      try {
+        await listenOnce(target);
+      } finally {
+        process.umask(previous);
+      }
+      this.boundAddress = `unix:${target.path}`;
+    } else {
+      await listenOnce(target);
+      const a = this.server.address();
+      const port = typeof a === 'object' && a !== null ? a.port : target.port;
+      this.boundAddress = `http://${target.host.includes(':') ? `[${target.host}]` : target.host}:${port}`;
+      if (!isLoopback(target.host)) {
+        this.options.logger.warn({ listen: this.options.listen },
+          'the admin HTTP API listens beyond loopback without TLS: signatures protect requests, not the answers');
+      }
+    }
+    this.options.logger.info({ address: this.boundAddress }, 'admin HTTP API listening');
+  }
+
+  /** Stops accepting, lets answers in progress finish (up to graceMs), then closes every connection. */
+  async close(graceMs = 2000): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeIdleConnections();
+    const timer = setTimeout(() => this.server.closeAllConnections(), graceMs);
+    timer.unref();
+    await closed;
+    clearTimeout(timer);
+  }
+
+  // ---- one request --------------------------------------------------------------------------------
+
+  private async handle(req: IncomingMessage, res: ServerResponse, expectContinue = false): Promise<void> {
+    const started = performance.now();
+    const method = req.method ?? 'GET';
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const rawPath = q < 0 ? url : url.slice(0, q);
+    const rawQuery = q < 0 ? '' : url.slice(q + 1);
+    const sourceIp = req.socket.remoteAddress;
+    const userAgent = req.headers['user-agent'];
+    const claimed: WireContext = { extra: { http_method: truncate(method, 16), http_path: truncate(rawPath, 256) } };
+    if (typeof userAgent === 'string' && userAgent !== '') claimed.user_agent = truncate(userAgent, MAX_CLAIM_BYTES);
+    const refuse = (route: Route | undefined, err: KmsError, caller?: Caller, headers?: Record<string, string>): void => {
+      this.refuse(res, route, err, caller ?? anonymous(sourceIp), claimed, started, headers);
+    };
+
+    // 1. method and path
+    const candidates = this.routes.get(rawPath);
+    if (candidates === undefined) {
+      refuse(undefined, new KmsError('UnknownOperation', `no admin API endpoint at ${truncate(rawPath, 128)}`));
+      return;
+    }
+    const route = candidates.find((r) => (r.methods as readonly string[]).includes(method));
+    if (route === undefined) {
+      const allow = candidates.flatMap((r) => r.methods).join(', ');
+      res.statusCode = 405;
+      refuse(undefined, new KmsError('UnknownOperation', `${truncate(method, 16)} is not allowed on ${rawPath}; use ${allow}`), undefined, { Allow: allow });
+      return;
+    }
+    let finished = false;
+    const timer = setTimeout(() => {
+      if (finished || res.headersSent) return;
+      finished = true;
+      refuse(route, new KmsError('BackendUnavailable', `no answer within ${route.timeoutMs} ms`), undefined, { Connection: 'close' });
+    }, route.timeoutMs);
+    timer.unref();
+    const done = (): boolean => {
+      if (finished) return false;
+      finished = true;
+      clearTimeout(timer);
+      return true;
+    };
+
+    // 2. signature (everything that needs no body; the whole signature when the body hash is declared)
+    let query: RawQuery;
+    try {
+      query = parseQuery(rawQuery);
+    } catch {
+      if (done()) refuse(route, new KmsError('InvalidRequest', 'malformed query string (bad percent-encoding)'));
+      return;
+    }
+    const signed = { method, rawPath, query, headers: req.headers };
+    let auth: ParsedAuthorization;
+    try {
+      auth = parseAuthorization(req.headers, query, this.options.credentials, Date.now());
+      if (auth.declaredPayloadHash !== undefined) await this.verifier.verify(signed, auth, auth.declaredPayloadHash);
+    } catch (err) {
+      if (done()) this.refuseAuth(res, route, err, sourceIp, claimed, started);
+      return;
+    }
+
+    // 3. body limit
+    let body: Buffer;
+    try {
+      body = await readBody(req, route.maxBodyBytes, expectContinue ? () => res.writeContinue() : undefined);
+    } catch (err) {
+      if (!done()) return;
+      if (err instanceof KmsError) refuse(route, err, undefined, { Connection: 'close' });
+      else req.destroy();
+      return;
+    }
+    try {
+      const actual = sha256Hex(body);
+      if (auth.declaredPayloadHash === undefined) await this.verifier.verify(signed, auth, actual);
+      else if (actual !== auth.declaredPayloadHash) throw new SignatureError('x-amz-content-sha256 does not match the body', auth.accessKey);
+    } catch (err) {
+      if (done()) this.refuseAuth(res, route, err, sourceIp, claimed, started);
+      return;
+    }
+    const caller: Caller = { kind: 'access-key', accessKey: auth.accessKey };
+    if (sourceIp !== undefined) caller.sourceIp = sourceIp;
+
+    // 4. arguments
+    const routeReq: RouteRequest = { prefix: route.prefix as Prefix, query, body };
+    let args: Record<string, unknown>;
+    try {
+      for (const name of query.keys()) {
+        if (!route.params.includes(name)) {
+          throw new KmsError('InvalidRequest',
+            `unknown query parameter ${JSON.stringify(name.slice(0, 64))}${route.params.length > 0 ? ` (expected ${route.params.join(', ')})` : ''}`);
+        }
+      }
+      args = route.args(routeReq, this.env);
+    } catch (err) {
+      if (done()) refuse(route, asKmsError(err), caller);
+      return;
+    }
+
+    // 5. the pipeline, 6. the answer
+    const run = (op: OpName, a: Record<string, unknown>): Promise<unknown> =>
+      new Promise((resolve, reject) => {
+        this.options.pipeline.run(op, a, caller, claimed, 'http', (error, result) => (error === null ? resolve(result) : reject(error)));
+      });
+    let answer: RouteAnswer;
+    try {
+      let result: unknown;
+      try {
+        result = await run(route.op, args);
+      } catch (err) {
+        const e = asKmsError(err);
+        const recovered = route.recover?.(e, routeReq, this.env);
+        if (recovered === undefined) throw e;
+        answer = recovered;
+        if (done()) this.send(res, route, answer);
+        return;
+      }
+      answer = await route.respond(result, routeReq, run, this.env);
+    } catch (err) {
+      if (done()) {
+        const e = asKmsError(err, this.options.logger);
+        this.options.pipeline.flushAudit();
+        this.writeError(res, e);
+        this.count(route, method, res.statusCode);
+      }
+      return;
+    }
+    if (done()) this.send(res, route, answer);
+  }
+
+  private send(res: ServerResponse, route: Route, answer: RouteAnswer): void {
+    this.options.pipeline.flushAudit(); // audit lines leave before the answers they describe
+    res.statusCode = answer.status;
+    res.setHeader('Cache-Control', 'no-store');
+    if (answer.text !== undefined) {
+      res.setHeader('Content-Type', answer.contentType ?? 'text/plain; charset=utf-8');
+      res.end(answer.text);
+    } else if (answer.json !== undefined) {
+      res.setHeader('Content-Type', 'application/json');
+      res.end(JSON.stringify(answer.json));
+    } else {
+      res.setHeader('Content-Length', '0');
+      res.end();
+    }
+    this.count(route, res.req.method ?? '', answer.status);
+  }
+
+  private writeError(res: ServerResponse, err: KmsError, headers?: Record<string, string>): void {
+    if (res.statusCode !== 405) res.statusCode = httpStatus(err.code);
+    res.setHeader('Content-Type', 'application/json');
+    res.setHeader('Cache-Control', 'no-store');
+    res.setHeader('X-Content-Type-Options', 'nosniff');
+    for (const [k, v] of Object.entries(headers ?? {})) res.setHeader(k, v);
+    res.end(JSON.stringify({ code: err.code, message: err.message }));
+  }
+
+  private refuseAuth(
+    res: ServerResponse, route: Route, err: unknown, sourceIp: string | undefined, claimed: WireContext, started: number,
+  ): void {
+    if (!(err instanceof SignatureError)) {
+      this.refuse(res, route, asKmsError(err, this.options.logger), anonymous(sourceIp), claimed, started);
+      return;
+    }
+    // The claimed access key is recorded as a claim: it was not verified.
+    const withKey: WireContext = err.accessKey !== undefined ? { ...claimed, principal: truncate(err.accessKey, 128) } : claimed;
+    this.refuse(res, route, new KmsError('AccessDenied', err.message), anonymous(sourceIp), withKey, started);
+  }
+
+  /** Answers a request that never reached the pipeline, after auditing it like the pipeline would. */
+  private refuse(
+    res: ServerResponse, route: Route | undefined, err: KmsError, caller: Caller, claimed: WireContext, started: number,
+    headers?: Record<string, string>,
+  ): void {
+    const event: AuditEvent = {
+      op: route?.op ?? 'admin_http', transport: 'http', caller, claimed,
+      outcome: err.code === 'AccessDenied' ? 'denied' : 'failure', errorCode: err.code,
+      durationUs: Math.round((performance.now() - started) * 1000),
+    };
+    let answer = err;
+    try {
+      this.options.audit.record(event);
+      this.options.audit.flush?.();
+    } catch (auditErr) {
+      this.options.logger.error({ err: (auditErr as Error).message }, 'audit write failed');
+      answer = new KmsError('Internal', 'the audit log could not be written');
+      res.statusCode = 500;
+    }
+    this.options.metrics?.observe(event);
+    this.writeError(res, answer, headers);
+    this.count(route, res.req.method ?? '', res.statusCode);
+  }
+
+  private count(route: Route | undefined, method: string, status: number): void {
+    this.options.metrics?.httpRequest(route === undefined ? UNMATCHED : `/${route.prefix}/admin/v3${route.path}`, method, status);
+  }
+}
+
+function anonymous(sourceIp: string | undefined): Caller {
+  return sourceIp !== undefined ? { kind: 'access-key', sourceIp } : { kind: 'access-key' };
+}
+
+function asKmsError(err: unknown, logger?: AdminHttpLogger): KmsError {
+  if (err instanceof KmsError) return err;
+  logger?.error({ err: err instanceof Error ? err.message : String(err) }, 'admin HTTP request failed unexpectedly');
+  return new KmsError('Internal', 'the request failed inside the daemon; see its log');
+}
+
+/** The body, at most `limit` bytes; KmsError FrameTooLarge (413) beyond, without reading the rest. */
+function readBody(req: IncomingMessage, limit: number, sendContinue?: () => void): Promise<Buffer> {
+  const declared = req.headers['content-length'];
+  if (declared !== undefined && Number(declared) > limit) {
+    return Promise.reject(new KmsError('FrameTooLarge', `the request body is ${declared} bytes; the limit is ${limit}`));
+  }
+  sendContinue?.();
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    const onData = (chunk: Buffer): void => {
+      total += chunk.length;
+      if (total > limit) {
+        cleanup();
+        req.pause();
+        reject(new KmsError('FrameTooLarge', `the request body is over ${limit} bytes; the limit is ${limit}`));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = (): void => {
+      cleanup();
+      resolve(Buffer.concat(chunks, total));
+    };
+    const onError = (err: Error): void => {
+      cleanup();
+      reject(err);
+    };
+    const cleanup = (): void => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+      req.off('aborted', onAborted);
+    };
+    const onAborted = (): void => onError(new Error('the client aborted the request'));
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
+    req.on('aborted', onAborted);
+  });
+}
