@@ -1,12 +1,13 @@
 // The key service: lifecycle (Enabled / Disabled / PendingDeletion), versions and rotation,
 // deletion windows, and the cache of unwrapped versions in locked slots. It knows nothing of
 // sockets or HTTP; every failure is a KmsError with a protocol code.
+import { randomBytes } from 'node:crypto';
 import { KmsError } from '../errors.js';
 import { native, XAES_NONCE_BYTES, TAG_BYTES, type SlotHandle } from '../native/index.js';
-import { ALG_XAES_256_GCM, encodeHeader, parseEnvelope } from '../crypto/envelope.js';
+import { ALG_AES_256_GCM, ALG_XAES_256_GCM, encodeHeader, parseEnvelope, type EnvelopeHeader } from '../crypto/envelope.js';
 import { canonicalContext, type EncryptionContext } from '../crypto/context.js';
-import { keyMaterialAad, type RootOfTrust } from '../roots/types.js';
-import { RevisionConflict, type KeyRecord, type Keystore } from '../keystore/types.js';
+import { keyMaterialAad, type RootOfTrust, type TokenKeys } from '../roots/types.js';
+import { RevisionConflict, type KeyRecord, type KeyVersionRecord, type Keystore } from '../keystore/types.js';
 import {
   BATCH_COUNT, DATA_KEY_BYTES, LIST_LIMIT, PENDING_DAYS, ROTATION_PERIOD_DAYS,
   assertDescription, assertIntegerIn, assertKeyId, assertPlaintext, assertTags,
@@ -19,6 +20,8 @@ import type {
 const DAY_MS = 86_400_000;
 const MAINTENANCE_INTERVAL_MS = 60_000;
 const CAS_ATTEMPTS = 5;
+/** A shared keystore is asked about a key a ciphertext names but this host does not know at most this often. */
+const REMOTE_FETCH_INTERVAL_MS = 1000;
 /** One message for every way a ciphertext can fail, so failures are no oracle. */
 const INVALID_CIPHERTEXT = 'ciphertext does not authenticate (malformed, tampered with, or wrong context)';
 
@@ -60,6 +63,10 @@ export class KeyService {
   private rootHealthy = true;
   private lastRootContact: number;
   private closed = false;
+  /** On-token mode: automatic rotations (seal budget used up) in progress, by key. */
+  private readonly tokenRotations = new Map<string, Promise<void>>();
+  private evicting = false;
+  private readonly remoteFetches = new Map<string, { at: number; pending: Promise<void> | null }>();
 
   constructor(private readonly options: KeyServiceOptions) {
     this.now = options.now ?? Date.now;
@@ -90,7 +97,7 @@ export class KeyService {
     const tick = setInterval(() => {
       this.clock = this.now();
     }, 1000);
-    const evict = setInterval(() => this.evictIdle(), Math.max(1000, Math.min(this.options.idleTtlMs / 2, 30_000)));
+    const evict = setInterval(() => void this.evictIdle(), Math.max(1000, Math.min(this.options.idleTtlMs / 2, 30_000)));
     const maintain = setInterval(() => {
       this.maintenance().catch((err: unknown) => this.options.logger?.error({ err: errorText(err) }, 'key maintenance failed'));
     }, MAINTENANCE_INTERVAL_MS);
@@ -142,12 +149,12 @@ export class KeyService {
       try {
         stored = await this.options.keystore.create(record);
       } catch (err) {
-        native.slotDestroy(slot);
+        await this.discardVersion(keyId, 1, slot);
         if (err instanceof RevisionConflict) throw new KmsError('KeyAlreadyExists', `key ${keyId} already exists`);
         throw backendError(err);
       }
       const entry = newEntry(stored, now);
-      entry.slots.set(1, slot);
+      if (slot !== undefined) entry.slots.set(1, slot);
       this.entries.set(keyId, entry);
       this.sortedIds = null;
       return keyInfo(stored);
@@ -172,6 +179,7 @@ export class KeyService {
       start = lowerBound(ids, (id) => Buffer.compare(Buffer.from(id), p) >= 0);
     }
     const keys: KeyInfo[] = [];
+    const visible = options.filter ?? (() => true);
     let i = start;
     for (; i < ids.length && keys.length < limit; i++) {
       const id = ids[i] as string;
@@ -179,9 +187,15 @@ export class KeyService {
         if (id > prefix) break;
         continue;
       }
-      keys.push(keyInfo((this.entries.get(id) as Entry).record));
+      if (visible(id)) keys.push(keyInfo((this.entries.get(id) as Entry).record));
     }
-    const more = i < ids.length && (ids[i] as string).startsWith(prefix);
+    let more = false;
+    for (let j = i; j < ids.length && (ids[j] as string).startsWith(prefix); j++) {
+      if (visible(ids[j] as string)) {
+        more = true;
+        break;
+      }
+    }
     const last = keys[keys.length - 1];
     return more && last !== undefined ? { keys, nextMarker: last.keyId, truncated: true } : { keys, truncated: false };
   }
@@ -242,6 +256,7 @@ export class KeyService {
     const aad = canonicalContext(context);
     const entry = this.usableEntry(keyId);
     const version = entry.record.currentVersion;
+    if (this.tokenKeys !== undefined && this.isTokenVersion(entry, version)) return this.tokenSeal(entry, plaintext, aad);
     const slot = entry.slots.get(version);
     if (slot === undefined) return this.loadSlot(entry, version).then(() => this.encrypt(keyId, plaintext, context));
     const header = this.header(entry);
@@ -255,9 +270,23 @@ export class KeyService {
   decrypt(ciphertext: Uint8Array, context?: EncryptionContext): Maybe<OpenResult> {
     const env = parseEnvelope(ciphertext);
     if (env === null) throw new KmsError('InvalidCiphertext', INVALID_CIPHERTEXT);
+    const remote = this.remoteMiss(env.keyId, env.keyVersion);
+    if (remote !== null) return remote.then(() => this.decryptKnown(ciphertext, env, context));
+    return this.decryptKnown(ciphertext, env, context);
+  }
+
+  private decryptKnown(
+    ciphertext: Uint8Array, env: NonNullable<ReturnType<typeof parseEnvelope>>, context?: EncryptionContext,
+  ): Maybe<OpenResult> {
     const aad = canonicalContext(context);
     const entry = this.usableEntry(env.keyId);
+    if (env.algorithm === ALG_AES_256_GCM && this.tokenKeys !== undefined && this.isTokenVersion(entry, env.keyVersion)) {
+      return this.tokenOpen(entry, env, ciphertext, aad);
+    }
     if (env.algorithm !== ALG_XAES_256_GCM || !hasVersion(entry.record, env.keyVersion)) {
+      throw new KmsError('InvalidCiphertext', INVALID_CIPHERTEXT);
+    }
+    if (this.tokenKeys !== undefined && this.isTokenVersion(entry, env.keyVersion)) {
       throw new KmsError('InvalidCiphertext', INVALID_CIPHERTEXT);
     }
     const slot = entry.slots.get(env.keyVersion);
@@ -276,6 +305,7 @@ export class KeyService {
     const aad = canonicalContext(options.context);
     const entry = this.usableEntry(keyId);
     const version = entry.record.currentVersion;
+    if (this.tokenKeys !== undefined && this.isTokenVersion(entry, version)) return this.tokenDataKey(entry, bytes, aad, options);
     const slot = entry.slots.get(version);
     if (slot === undefined) return this.loadSlot(entry, version).then(() => this.generateDataKey(keyId, options));
     const header = this.header(entry);
@@ -298,6 +328,7 @@ export class KeyService {
     const aad = canonicalContext(options.context);
     const entry = this.usableEntry(keyId);
     const version = entry.record.currentVersion;
+    if (this.tokenKeys !== undefined && this.isTokenVersion(entry, version)) return this.tokenDataKeyBatch(entry, count, bytes, aad);
     const slot = entry.slots.get(version);
     if (slot === undefined) return this.loadSlot(entry, version).then(() => this.generateDataKeyBatch(keyId, count, options));
     const header = this.header(entry);
@@ -357,6 +388,36 @@ export class KeyService {
     if (record.revision > entry.record.revision) this.replaceRecord(entry, record);
   }
 
+  /**
+   * On a shared keystore, a ciphertext may name a key or version that another host made after this
+   * host's last sync: read that one record now instead of failing. A read that did not find what was
+   * asked for is not repeated for the same key within a second (no amplification of bogus input).
+   */
+  private remoteMiss(keyId: string, version: number): Promise<void> | null {
+    if (this.options.keystore.watch === undefined || this.closed) return null;
+    const known = () => {
+      const entry = this.entries.get(keyId);
+      return entry !== undefined && hasVersion(entry.record, version);
+    };
+    if (known()) return null;
+    const seen = this.remoteFetches.get(keyId);
+    if (seen?.pending != null) return seen.pending;
+    if (seen !== undefined && this.clock - seen.at < REMOTE_FETCH_INTERVAL_MS) return null;
+    if (this.remoteFetches.size >= 4096) this.remoteFetches.clear();
+    const fetch: { at: number; pending: Promise<void> | null } = { at: this.clock, pending: null };
+    this.remoteFetches.set(keyId, fetch);
+    fetch.pending = this.options.keystore.get(keyId).then(
+      (record) => {
+        if (record !== undefined) this.applyRemote(keyId, record);
+      },
+      () => undefined, // the usual answer (KeyNotFound, InvalidCiphertext) follows
+    ).finally(() => {
+      fetch.pending = null;
+      if (known() && this.remoteFetches.get(keyId) === fetch) this.remoteFetches.delete(keyId);
+    });
+    return fetch.pending;
+  }
+
   // ---- health ---------------------------------------------------------------------------------
 
   async health(): Promise<{ healthy: boolean; detail?: string }> {
@@ -406,7 +467,10 @@ export class KeyService {
 
   private header(entry: Entry): Buffer {
     if (entry.header === null) {
-      entry.header = encodeHeader(ALG_XAES_256_GCM, entry.record.keyId, entry.record.currentVersion);
+      const { keyId, currentVersion } = entry.record;
+      // On-token versions seal with AES-256-GCM on the token (algorithm 0x02); everything else XAES.
+      const algorithm = this.tokenKeys !== undefined && this.isTokenVersion(entry, currentVersion) ? ALG_AES_256_GCM : ALG_XAES_256_GCM;
+      entry.header = encodeHeader(algorithm, keyId, currentVersion);
     }
     return entry.header;
   }
@@ -450,7 +514,8 @@ export class KeyService {
     return promise;
   }
 
-  private async newVersion(keyId: string, version: number, now: number) {
+  private async newVersion(keyId: string, version: number, now: number): Promise<{ slot: SlotHandle | undefined; version: KeyVersionRecord }> {
+    if (this.tokenKeys !== undefined) return this.newTokenVersion(this.tokenKeys, keyId, version, now);
     const slot = native.slotGenerate();
     try {
       const wrapped = await this.options.root.wrap(slot, keyMaterialAad(keyId, version));
@@ -465,20 +530,27 @@ export class KeyService {
   }
 
   /** Adds version N+1 and makes it current. Caller holds the key's chain. */
-  private async rotateLocked(entry: Entry): Promise<KeyRecord> {
+  /**
+   * `stillWanted` is asked again after a conflict: a scheduled rotation that another host has just
+   * done must not be done a second time on top of it.
+   */
+  private async rotateLocked(entry: Entry, stillWanted?: (record: KeyRecord) => boolean): Promise<KeyRecord> {
     for (let attempt = 1; ; attempt++) {
+      if (attempt > 1 && stillWanted !== undefined && !stillWanted(entry.record)) return entry.record;
       const now = this.now();
       const next = entry.record.currentVersion + 1;
       const { slot, version } = await this.newVersion(entry.record.keyId, next, now);
       const updated = { ...entry.record, versions: [...entry.record.versions, version], currentVersion: next, rotatedAt: now };
       try {
         const stored = await this.options.keystore.update(updated, entry.record.revision);
-        entry.slots.set(next, slot);
+        if (slot !== undefined) entry.slots.set(next, slot);
         this.replaceRecord(entry, stored);
         return stored;
       } catch (err) {
-        native.slotDestroy(slot);
+        await this.discardVersion(entry.record.keyId, next, slot);
         if (!(err instanceof RevisionConflict) || attempt >= CAS_ATTEMPTS) throw backendError(err);
+        // Hosts that collided retry at different moments instead of colliding again.
+        await new Promise((r) => setTimeout(r, Math.floor(Math.random() * 20 * attempt)));
         await this.refresh(entry);
       }
     }
@@ -550,28 +622,51 @@ export class KeyService {
           await this.options.keystore.remove(keyId, current.record.revision);
           this.dropEntry(keyId);
           this.options.logger?.info({ key_id: keyId }, 'key purged after its deletion window');
+          await this.destroyTokenVersions(current.record);
         });
+      } else if (record.state === 'Enabled' && this.tokenKeys !== undefined && this.isTokenVersion(entry, record.currentVersion) &&
+        this.tokenKeys.rotationDue(keyId, record.currentVersion)) {
+        await this.rotateTokenKey(keyId);
       } else if (record.state === 'Enabled' && record.rotationPeriodDays !== undefined) {
         const due = (record.rotatedAt ?? record.createdAt) + record.rotationPeriodDays * DAY_MS;
         if (due <= now) {
           await this.serialized(keyId, async () => {
             const current = this.entries.get(keyId);
             if (current === undefined || current.record.state !== 'Enabled') return;
-            const stored = await this.rotateLocked(current);
-            this.options.logger?.info({ key_id: keyId, key_version: stored.currentVersion }, 'key rotated on schedule');
+            const before = current.record.currentVersion;
+            const stored = await this.rotateLocked(current, (r) =>
+              r.state === 'Enabled' && r.rotationPeriodDays !== undefined && (r.rotatedAt ?? r.createdAt) + r.rotationPeriodDays * DAY_MS <= now);
+            if (stored.currentVersion !== before) {
+              this.options.logger?.info({ key_id: keyId, key_version: stored.currentVersion }, 'key rotated on schedule');
+            }
           });
         }
       }
     }
   }
 
-  private evictIdle(): void {
-    const now = this.clock;
+  private async evictIdle(): Promise<void> {
     const idle = this.options.idleTtlMs;
-    // While the root is away, keep serving what is cached for the offline window.
-    const limit = this.rootHealthy ? idle : Math.max(idle, this.options.offlineTtlMs);
-    for (const entry of this.entries.values()) {
-      if (entry.slots.size > 0 && now - entry.lastUsed >= limit) wipeSlots(entry);
+    const offline = Math.max(idle, this.options.offlineTtlMs);
+    const due = (limit: number) => [...this.entries.values()].filter((e) => e.slots.size > 0 && this.clock - e.lastUsed >= limit);
+    if (this.evicting || due(idle).length === 0) return;
+    this.evicting = true;
+    try {
+      // While the root is away, keep serving what is cached for the offline window. Ask the root now:
+      // an outage that no unwrap has run into yet must not cost the cached keys.
+      if (offline > idle) {
+        try {
+          const health = await this.options.root.health();
+          this.rootHealthy = health.healthy;
+          if (health.healthy) this.lastRootContact = this.now();
+        } catch {
+          this.rootHealthy = false;
+        }
+      }
+      if (this.closed) return;
+      for (const entry of due(this.rootHealthy ? idle : offline)) wipeSlots(entry);
+    } finally {
+      this.evicting = false;
     }
   }
 
@@ -581,11 +676,168 @@ export class KeyService {
     if (first.done === true) return;
     const entry = first.value;
     try {
+      const version = entry.record.currentVersion;
+      if (this.tokenKeys !== undefined && this.isTokenVersion(entry, version)) {
+        await this.tokenKeys.verify(entry.record.keyId, version);
+        return;
+      }
       await this.loadSlot(entry, entry.record.currentVersion);
     } catch (err) {
       throw new Error(`the configured root does not open existing key ${entry.record.keyId}: ${errorText(err)}`);
     }
   }
+  // ==== pkcs11 on-token mode ====================================================================
+  // Master-key versions that are objects in a token (root.tokenKeys): no wrapped material, no
+  // slots; every seal is AES-256-GCM (envelope algorithm 0x02) run on the token through the
+  // root's session pool. Data keys come from crypto.randomBytes (they go to the client anyway).
+
+  private get tokenKeys(): TokenKeys | undefined {
+    return this.options.root.tokenKeys;
+  }
+
+  /** A version made on the token: its record carries no wrapped material. */
+  private isTokenVersion(entry: Entry, version: number): boolean {
+    const versions = entry.record.versions;
+    const direct = versions[version - 1];
+    const record = direct !== undefined && direct.version === version ? direct : versions.find((v) => v.version === version);
+    return record !== undefined && record.wrappedMaterial === '';
+  }
+
+  private async newTokenVersion(tokenKeys: TokenKeys, keyId: string, version: number, now: number) {
+    const rootRef = await tokenKeys.create(keyId, version);
+    return { slot: undefined, version: { version, createdAt: now, wrappedMaterial: '', rootRef } };
+  }
+
+  /** Undoes newVersion when its record could not be stored. */
+  private async discardVersion(keyId: string, version: number, slot: SlotHandle | undefined): Promise<void> {
+    if (slot !== undefined) {
+      native.slotDestroy(slot);
+      return;
+    }
+    await this.tokenKeys?.destroy(keyId, version).catch((err: unknown) => {
+      this.options.logger?.error({ key_id: keyId, key_version: version, err: errorText(err) }, 'token object of an unstored version left behind');
+    });
+  }
+
+  /**
+   * The current version and its header, read together in one tick (a rotation between the two
+   * would seal under one version and label the envelope with the other). A version whose seal
+   * budget is spent waits for its automatic rotation first.
+   */
+  private tokenTarget(entry: Entry): Maybe<{ version: number; header: Buffer }> {
+    const tokenKeys = this.tokenKeys as TokenKeys;
+    const { keyId } = entry.record;
+    if (!tokenKeys.rotationDue(keyId, entry.record.currentVersion)) {
+      return { version: entry.record.currentVersion, header: this.header(entry) };
+    }
+    return this.rotateTokenKey(keyId).then(() => {
+      if (this.entries.get(keyId) !== entry) throw new KmsError('KeyNotFound', `key ${keyId} does not exist`);
+      this.assertUsable(entry);
+      return { version: entry.record.currentVersion, header: this.header(entry) };
+    });
+  }
+
+  private async tokenSeal(entry: Entry, plaintext: Uint8Array, aad: Buffer): Promise<SealResult> {
+    const tokenKeys = this.tokenKeys as TokenKeys;
+    const { keyId } = entry.record;
+    const target = this.tokenTarget(entry);
+    const { version, header } = target instanceof Promise ? await target : target;
+    const ciphertext = await tokenKeys.seal(keyId, version, header, plaintext, aad);
+    entry.lastUsed = this.clock;
+    this.checkSealBudget(entry, version);
+    return { ciphertext, keyId, keyVersion: version };
+  }
+
+  private async tokenOpen(entry: Entry, env: EnvelopeHeader, ciphertext: Uint8Array, aad: Buffer): Promise<OpenResult> {
+    const tokenKeys = this.tokenKeys as TokenKeys;
+    const plaintext = await tokenKeys.open(env.keyId, env.keyVersion, ciphertext, env.headerLength, aad);
+    if (plaintext === null) throw new KmsError('InvalidCiphertext', INVALID_CIPHERTEXT);
+    entry.lastUsed = this.clock;
+    return { plaintext, keyId: env.keyId, keyVersion: env.keyVersion };
+  }
+
+  private async tokenDataKey(entry: Entry, bytes: number, aad: Buffer, options: DataKeyOptions): Promise<DataKeyResult> {
+    const plaintext = randomBytes(bytes);
+    try {
+      const { ciphertext, keyId, keyVersion } = await this.tokenSeal(entry, plaintext, aad);
+      if (options.withoutPlaintext === true) {
+        plaintext.fill(0);
+        return { ciphertext, keyId, keyVersion };
+      }
+      return { plaintext, ciphertext, keyId, keyVersion };
+    } catch (err) {
+      plaintext.fill(0);
+      throw err;
+    }
+  }
+
+  /** All or nothing: the seals run concurrently over the token's session pool, under one version. */
+  private async tokenDataKeyBatch(entry: Entry, count: number, bytes: number, aad: Buffer): Promise<DataKeyBatchResult> {
+    const tokenKeys = this.tokenKeys as TokenKeys;
+    const { keyId } = entry.record;
+    const plaintexts = randomBytes(bytes * count);
+    try {
+      const target = this.tokenTarget(entry);
+      const { version, header } = target instanceof Promise ? await target : target;
+      const sealed = await Promise.all(Array.from({ length: count }, (_, i) =>
+        tokenKeys.seal(keyId, version, header, plaintexts.subarray(i * bytes, (i + 1) * bytes), aad)));
+      entry.lastUsed = this.clock;
+      this.checkSealBudget(entry, version);
+      return {
+        keyId, keyVersion: version,
+        keys: sealed.map((ciphertext, i) => ({ plaintext: plaintexts.subarray(i * bytes, (i + 1) * bytes), ciphertext })),
+      };
+    } catch (err) {
+      plaintexts.fill(0);
+      throw err;
+    }
+  }
+
+  /** Random 96-bit nonces: a version is rotated once its seal count reaches the root's limit. */
+  private checkSealBudget(entry: Entry, version: number): void {
+    const tokenKeys = this.tokenKeys as TokenKeys;
+    if (version === entry.record.currentVersion && tokenKeys.rotationDue(entry.record.keyId, version)) {
+      void this.rotateTokenKey(entry.record.keyId);
+    }
+  }
+
+  /**
+   * One automatic rotation per key at a time; callers join it. Never rejects: when it fails (the
+   * token is away), seals go on under the old version (the hard bound in the root still holds)
+   * and the next seal or maintenance run tries again.
+   */
+  private rotateTokenKey(keyId: string): Promise<void> {
+    const pending = this.tokenRotations.get(keyId);
+    if (pending !== undefined) return pending;
+    if (this.closed) return Promise.resolve();
+    const run = this.serialized(keyId, async () => {
+      const current = this.entries.get(keyId);
+      const tokenKeys = this.tokenKeys;
+      if (current === undefined || tokenKeys === undefined || current.record.state !== 'Enabled') return;
+      if (!tokenKeys.rotationDue(keyId, current.record.currentVersion)) return;
+      const stored = await this.rotateLocked(current, (r) => r.state === 'Enabled' && tokenKeys.rotationDue(keyId, r.currentVersion));
+      this.options.logger?.info({ key_id: keyId, key_version: stored.currentVersion }, 'on-token key rotated: seal budget of the previous version reached');
+    }).catch((err: unknown) => {
+      this.options.logger?.error({ key_id: keyId, err: errorText(err) }, 'automatic rotation of an on-token key failed; retrying at the next seal or maintenance');
+    }).finally(() => this.tokenRotations.delete(keyId));
+    this.tokenRotations.set(keyId, run);
+    return run;
+  }
+
+  /** Purge: the token objects of every version go with the record. */
+  private async destroyTokenVersions(record: KeyRecord): Promise<void> {
+    const tokenKeys = this.tokenKeys;
+    if (tokenKeys === undefined) return;
+    for (const v of record.versions) {
+      if (v.wrappedMaterial !== '') continue;
+      try {
+        await tokenKeys.destroy(record.keyId, v.version);
+      } catch (err) {
+        this.options.logger?.error({ key_id: record.keyId, key_version: v.version, err: errorText(err) }, 'token object of a purged key could not be destroyed');
+      }
+    }
+  }
+  // ==== end of pkcs11 on-token mode ==============================================================
 }
 
 function newEntry(record: KeyRecord, now: number): Entry {
@@ -608,7 +860,8 @@ export function keyInfo(record: KeyRecord): KeyInfo {
     state: record.state,
     currentVersion: record.currentVersion,
     versions: record.versions.length,
-    algorithm: 'XAES-256-GCM',
+    // On-token versions carry no wrapped material: they seal with AES-256-GCM on the token.
+    algorithm: record.versions.find((v) => v.version === record.currentVersion)?.wrappedMaterial === '' ? 'AES-256-GCM' : 'XAES-256-GCM',
     origin: record.origin,
     createdAt: record.createdAt,
     description: record.description,

@@ -25,6 +25,31 @@ export interface RootOfTrust {
   health(): Promise<RootHealth>;
   describe(): Record<string, unknown>;
   close(): Promise<void>;
+  /**
+   * Present when every master-key version is its own non-extractable object in a token (pkcs11
+   * `on-token` mode): such versions carry no wrapped material and every seal runs in the token.
+   */
+  readonly tokenKeys?: TokenKeys;
+}
+
+/**
+ * Master-key versions that live in a token and never leave it. Seals are AES-256-GCM envelopes
+ * (algorithm 0x02, 12-byte random nonce, DESIGN section 5). Failures are KmsErrors:
+ * BackendUnavailable when the token cannot be reached, Internal when an object is missing.
+ */
+export interface TokenKeys {
+  /** Makes the object for (keyId, version); returns the root ref naming it. Refuses if it exists. */
+  create(keyId: string, version: number): Promise<string>;
+  /** Throws unless the object for (keyId, version) is in the token (start-up check). */
+  verify(keyId: string, version: number): Promise<void>;
+  /** header ‖ nonce(12) ‖ ciphertext ‖ tag, AAD = header ‖ nonce ‖ aad. */
+  seal(keyId: string, version: number, header: Buffer, plaintext: Uint8Array, aad: Uint8Array): Promise<Buffer>;
+  /** The plaintext of such an envelope, or null when it does not authenticate. */
+  open(keyId: string, version: number, envelope: Uint8Array, headerLength: number, aad: Uint8Array): Promise<Buffer | null>;
+  /** Destroys the object; a missing object is not an error. */
+  destroy(keyId: string, version: number): Promise<void>;
+  /** True once a version has sealed so much (random 96-bit nonces) that it must be replaced. */
+  rotationDue(keyId: string, version: number): boolean;
 }
 
 /** AAD binding wrapped material to its key and version (DESIGN section 6). */
