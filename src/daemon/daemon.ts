@@ -5,9 +5,11 @@ import { closeSync, constants as fsc, existsSync, mkdirSync, openSync } from 'no
 import { dirname, join } from 'node:path';
 import { native } from '../native/index.js';
 import { LocalRoot } from '../roots/local.js';
+import { Pkcs11Root } from '../roots/pkcs11.js';
 import { assertPrivatePath } from '../roots/permissions.js';
 import type { RootOfTrust } from '../roots/types.js';
 import { FileKeystore } from '../keystore/file.js';
+import { openVaultKvKeystore, openVaultTransitRoot } from '../vault/wiring.js';
 import type { Keystore } from '../keystore/types.js';
 import { KeyService } from '../keys/service.js';
 import { Policy } from '../access/policy.js';
@@ -18,8 +20,9 @@ import { SocketServer } from '../rpc/server.js';
 import { LIST_LIMIT_MAX, BATCH_COUNT, MAX_PLAINTEXT_BYTES } from '../rpc/protocol.js';
 import { VERSION } from '../package-info.js';
 import type { DaemonConfig } from './config.js';
-import type { Logger } from './logger.js';
+import { createLogger, type Logger } from './logger.js';
 import { applySocketPermissions, prepareSocketPath } from './socket.js';
+import { createDaemonMetrics, startAdminHttp, withAdminAccessKey, type AdminHttpServer } from '../http/index.js';
 
 export class StartupError extends Error {
   constructor(message: string) {
@@ -44,6 +47,8 @@ export interface StartOptions {
   logger: Logger;
   /** An inherited listening socket (systemd activation) instead of creating one. */
   listenFd?: number;
+  /** With listenFd: the group the activated socket belongs to, for the built-in policy's group rule. */
+  listenGid?: number;
 }
 
 export async function startDaemon(config: DaemonConfig, options: StartOptions): Promise<RunningDaemon> {
@@ -57,7 +62,7 @@ export async function startDaemon(config: DaemonConfig, options: StartOptions): 
   try {
     audit = openAudit(config, logger);
     audit.lifecycle('daemon_start', { version: VERSION, pid: process.pid });
-    const root = openRoot(config);
+    const root = openRoot(config, logger);
     const keystore = openKeystore(config);
     service = new KeyService({
       keystore, root, logger,
@@ -75,11 +80,14 @@ export async function startDaemon(config: DaemonConfig, options: StartOptions): 
       max_inflight_per_connection: config.limits.maxInflightPerConnection,
     };
     const pipeline = new Pipeline(
-      { service, version: VERSION, limits, endpoint: config.stateDir, auditHead: () => (audit as AuditLog).head },
+      { service, version: VERSION, limits, endpoint: backendEndpoint(config), auditHead: () => (audit as AuditLog).head },
       Policy.defaults(process.getuid?.() ?? 0, undefined),
       audit,
       logger,
     );
+    // ---- admin HTTP API (src/http): metrics count the shared pipeline from here on ----
+    const metrics = config.adminHttp !== undefined ? createDaemonMetrics(pipeline) : undefined;
+    // ---- end admin HTTP API ----
     const server = new SocketServer(pipeline, {
       maxFrameBytes: config.limits.maxFrameBytes,
       maxConnections: config.limits.maxConnections,
@@ -90,6 +98,7 @@ export async function startDaemon(config: DaemonConfig, options: StartOptions): 
     let socketGid: number | undefined;
     if (options.listenFd !== undefined) {
       await server.listen({ fd: options.listenFd });
+      socketGid = options.listenGid; // systemd made the socket (SocketGroup=); without this the group rule was lost
     } else {
       await prepareSocketPath(config.socket.path, config.dev);
       const previous = process.umask(0o177); // born 0600; widened to the configured mode below
@@ -101,8 +110,24 @@ export async function startDaemon(config: DaemonConfig, options: StartOptions): 
       socketGid = applySocketPermissions(config.socket.path, config.socket.mode, config.socket.group);
     }
     const policyFor = (c: DaemonConfig) =>
-      c.policy !== undefined ? new Policy(c.policy) : Policy.defaults(process.getuid?.() ?? 0, socketGid);
+      c.policy !== undefined ? new Policy(c.policy) : withAdminAccessKey(Policy.defaults(process.getuid?.() ?? 0, socketGid), config.adminHttp);
     pipeline.setAuthorizer(policyFor(config));
+
+    // ---- admin HTTP API (src/http): off unless admin_http is configured ----
+    let adminHttp: AdminHttpServer | undefined;
+    if (config.adminHttp !== undefined && metrics !== undefined) {
+      try {
+        adminHttp = await startAdminHttp({
+          config: config.adminHttp, pipeline, audit, metrics, service, logger, socket: server,
+          auditHead: () => (audit as AuditLog).head,
+          ...(config.defaultKeyId !== undefined ? { defaultKeyId: config.defaultKeyId } : {}),
+        });
+      } catch (err) {
+        await server.shutdown(0);
+        throw new StartupError(`admin HTTP API on ${config.adminHttp.listen}: ${(err as Error).message}`);
+      }
+    }
+    // ---- end admin HTTP API ----
 
     const auditLog = audit;
     const running: RunningDaemon = {
@@ -116,6 +141,7 @@ export async function startDaemon(config: DaemonConfig, options: StartOptions): 
         logger.info({ rules: next.policy?.length ?? 'default' }, 'policy and log level reloaded');
       },
       async stop() {
+        await adminHttp?.close(); // admin HTTP API (src/http)
         await server.shutdown(config.limits.drainTimeoutS * 1000);
         await (service as KeyService).close();
         native.wipeAll();
@@ -131,6 +157,13 @@ export async function startDaemon(config: DaemonConfig, options: StartOptions): 
     closeSync(lockFd);
     throw err;
   }
+}
+
+/** Where the keys live, for `status`: the Vault address, the PKCS#11 module, or the state directory. */
+function backendEndpoint(config: DaemonConfig): string {
+  if (config.root.type === 'vault-transit' && config.root.vault !== undefined) return config.root.vault.address;
+  if (config.root.type === 'pkcs11' && config.root.pkcs11 !== undefined) return config.root.pkcs11.module;
+  return config.stateDir;
 }
 
 function openAudit(config: DaemonConfig, logger: Logger): AuditLog {
@@ -178,7 +211,7 @@ function lockStateDir(stateDir: string): number {
   return fd;
 }
 
-function openRoot(config: DaemonConfig): RootOfTrust {
+function openRoot(config: DaemonConfig, logger: Logger): RootOfTrust {
   switch (config.root.type) {
     case 'local':
       try {
@@ -192,6 +225,36 @@ function openRoot(config: DaemonConfig): RootOfTrust {
       } catch (err) {
         throw new StartupError((err as Error).message);
       }
+    case 'vault-transit':
+      try {
+        return openVaultTransitRoot(config, vaultLogger(config));
+      } catch (err) {
+        throw new StartupError(`root.vault: ${(err as Error).message}`);
+      }
+    case 'pkcs11': {
+      const p11 = config.root.pkcs11;
+      if (p11 === undefined) throw new StartupError('root.type is pkcs11 but the root.pkcs11 section is missing');
+      // Test hook: a tiny seal budget per on-token version, so a test sees automatic rotation.
+      const sealLimit = Number(process.env.RUSTFS_KMS_TEST_PKCS11_SEAL_LIMIT ?? '');
+      try {
+        return Pkcs11Root.open({
+          module: p11.module,
+          ...(p11.tokenLabel !== undefined ? { tokenLabel: p11.tokenLabel } : {}),
+          ...(p11.tokenSerial !== undefined ? { tokenSerial: p11.tokenSerial } : {}),
+          ...(p11.pinFile !== undefined ? { pinFile: p11.pinFile } : {}),
+          ...(p11.pinEnv !== undefined ? { pinEnv: p11.pinEnv } : {}),
+          env: process.env,
+          keyLabel: p11.keyLabel,
+          mode: p11.mode,
+          sessions: p11.sessions,
+          stateDir: config.stateDir,
+          logger,
+          ...(Number.isSafeInteger(sealLimit) && sealLimit > 0 ? { sealLimit } : {}),
+        });
+      } catch (err) {
+        throw new StartupError(`root.pkcs11: ${(err as Error).message}`);
+      }
+    }
     default:
       throw new StartupError(`root.type ${config.root.type} is not available in this build`);
   }
@@ -201,7 +264,20 @@ function openKeystore(config: DaemonConfig): Keystore {
   switch (config.keystore.type) {
     case 'file':
       return new FileKeystore(config.stateDir);
+    case 'vault-kv':
+      try {
+        return openVaultKvKeystore(config, vaultLogger(config));
+      } catch (err) {
+        throw new StartupError(`keystore (vault-kv): ${(err as Error).message}`);
+      }
     default:
       throw new StartupError(`keystore.type ${config.keystore.type} is not available in this build`);
   }
+}
+
+/** The Vault backends log through their own child of a logger at the configured level. */
+let vaultLog: Logger | undefined;
+function vaultLogger(config: DaemonConfig): Logger {
+  vaultLog ??= createLogger(config.logLevel).child({ component: 'vault' });
+  return vaultLog;
 }

@@ -5,6 +5,9 @@ import { ConfigError, loadConfig, redactedConfig, type DaemonConfig } from './co
 import { createLogger } from './logger.js';
 import { startDaemon, type RunningDaemon } from './daemon.js';
 import { notify } from './notify.js';
+import {
+  ActivationError, Supervisor, activatedSocketGid, reloadingMessage, socketActivation, statusText, watchdogFromEnv,
+} from './systemd.js';
 import { VERSION } from '../package-info.js';
 
 const USAGE = `usage: rustfs-kmsd [--config FILE] [--state-dir DIR] [--socket PATH] [--dev] [--allow-unlocked-memory]
@@ -38,13 +41,6 @@ function parseCommandLine(argv: string[]) {
   }
 }
 
-/** systemd socket activation: fd 3 when LISTEN_PID is us and LISTEN_FDS ≥ 1. */
-function activatedFd(): number | undefined {
-  if (process.env.LISTEN_PID !== String(process.pid)) return undefined;
-  const count = Number(process.env.LISTEN_FDS);
-  return Number.isInteger(count) && count >= 1 ? 3 : undefined;
-}
-
 async function main(): Promise<void> {
   const flags = parseCommandLine(process.argv.slice(2));
   if (flags.help === true) {
@@ -61,7 +57,8 @@ async function main(): Promise<void> {
     ...(flags.dev === true ? { dev: true } : {}),
     ...(flags['allow-unlocked-memory'] === true ? { allowUnlockedMemory: true } : {}),
   };
-  const load = (): DaemonConfig => loadConfig({ ...(flags.config !== undefined ? { configPath: flags.config } : {}), env: process.env, cli });
+  const load = (reload = false): DaemonConfig =>
+    loadConfig({ ...(flags.config !== undefined ? { configPath: flags.config } : {}), env: process.env, cli: reload ? { ...cli, reload } : cli });
   let config: DaemonConfig;
   try {
     config = load();
@@ -73,35 +70,80 @@ async function main(): Promise<void> {
     throw err;
   }
   const logger = createLogger(config.logLevel);
-  const listenFd = activatedFd();
-  notify('STATUS=starting');
+  // ---- systemd: socket activation (LISTEN_FDNAMES) and watchdog settings, read once and unset ----
+  let activation;
+  try {
+    activation = socketActivation();
+  } catch (err) {
+    if (!(err instanceof ActivationError)) throw err;
+    logger.fatal({ err: err.message }, 'start-up refused');
+    process.stderr.write(`rustfs-kmsd: socket activation: ${err.message}\n`);
+    notify(`STATUS=${statusText(`start-up refused: ${err.message}`)}`);
+    process.exit(1);
+  }
+  if (activation.ignored !== undefined) logger.warn({}, activation.ignored);
+  const listenFd = activation.socket?.fd;
+  const listenGid = listenFd !== undefined ? activatedSocketGid(config.socket.path, config.socket.group) : undefined;
+  const watchdogEnv = watchdogFromEnv();
+  if (watchdogEnv.ignored !== undefined) logger.warn({}, watchdogEnv.ignored);
+  const where = activation.socket !== undefined
+    ? `an activated socket (fd ${activation.socket.fd}${activation.socket.name !== undefined ? ` "${activation.socket.name}"` : ''})`
+    : config.socket.path;
+  notify(`STATUS=starting: opening the ${config.root.type} root and the ${config.keystore.type} keystore`);
+  // ---- end systemd ----
   let daemon: RunningDaemon;
   try {
-    daemon = await startDaemon(config, { logger, ...(listenFd !== undefined ? { listenFd } : {}) });
+    daemon = await startDaemon(config, {
+      logger,
+      ...(listenFd !== undefined ? { listenFd } : {}),
+      ...(listenGid !== undefined ? { listenGid } : {}),
+    });
   } catch (err) {
     logger.fatal({ err: (err as Error).message }, 'start-up refused');
     process.stderr.write(`rustfs-kmsd: ${(err as Error).message}\n`);
+    notify(`STATUS=${statusText(`start-up refused: ${(err as Error).message}`)}`);
     process.exit(1);
   }
-  logger.info({ config: redactedConfig(config), version: VERSION, keys: daemon.service.keyCount }, 'rustfs-kmsd serving');
-  if (config.dev) {
-    process.stderr.write(
-      `rustfs-kmsd ${VERSION} (dev): serving on ${config.socket.path}\n` +
-        `  state directory ${config.stateDir}, root key ${config.root.local.keyFile}\n` +
-        `  try: RUSTFS_KMS_SOCKET=${config.socket.path} npx rustfs-kms key create my-key\n`,
-    );
-  }
-  notify(`READY=1\nSTATUS=serving ${daemon.service.keyCount} keys on ${listenFd !== undefined ? 'an activated socket' : config.socket.path}`);
+  // ---- systemd: a status line and watchdog pings from one supervised timer ----
+  const serving = (): string => {
+    const server = daemon.server;
+    return `serving ${daemon.service.keyCount} keys on ${where}; ${server.connectionCount} connections, ${server.inflight} requests in flight`;
+  };
+  const supervisor = new Supervisor({
+    ...(watchdogEnv.watchdog !== undefined ? { watchdogUsec: watchdogEnv.watchdog.usec } : {}),
+    probe: async () => {
+      const health = await daemon.service.health();
+      if (health.healthy) return { ok: true, status: serving() };
+      // A local root that stops answering will not heal itself: withhold the ping so systemd
+      // restarts us. A remote root or keystore (Vault, HSM) that is down is no reason to restart:
+      // cached keys keep serving through the offline window, so say so in STATUS and keep pinging.
+      const remote = daemon.service.root.type !== 'local' || daemon.service.keystore.type !== 'file';
+      return { ok: remote, status: `degraded: ${health.detail ?? 'unhealthy'}; ${serving()}` };
+    },
+    send: (message) => notify(message),
+    onProblem: (problem) => logger.warn({ watchdog: supervisor.watchdog }, problem),
+  });
+  // ---- end systemd ----
 
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    notify(`STOPPING=1\nSTATUS=draining after ${signal}`);
-    logger.info({ signal }, 'stopping: draining requests in flight');
+    supervisor.stop();
+    const inflight = daemon.server.inflight;
+    notify(`STOPPING=1\nSTATUS=${statusText(`draining ${inflight} requests in flight on ${daemon.server.connectionCount} connections after ${signal} (up to ${config.limits.drainTimeoutS} s)`)}`);
+    logger.info({ signal, inflight }, 'stopping: draining requests in flight');
+    // systemd: a ref'd deadline below TimeoutStopSec. It keeps the event loop alive until stop()
+    // settles (an empty loop would exit 0 before the audit flush and the wipe) and fails loudly
+    // rather than hang if it never does.
+    setTimeout(() => {
+      logger.error({ signal }, 'shutdown did not finish in time; exiting without a clean stop');
+      process.exit(1);
+    }, (config.limits.drainTimeoutS + 15) * 1000);
     daemon.stop().then(
       () => {
         logger.info({}, 'stopped');
+        notify('STATUS=stopped: requests answered, audit log flushed, key slots wiped');
         process.exit(0);
       },
       (err: unknown) => {
@@ -113,13 +155,44 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGHUP', () => {
+    if (stopping) return;
+    // sd_notify reload protocol: RELOADING=1 (+ MONOTONIC_USEC) first, READY=1 when done, even
+    // when the new configuration is refused, so the unit leaves the "reloading" state either way.
+    notify(reloadingMessage('reloading policy and log level'));
     try {
-      daemon.reload(load());
-      notify('STATUS=reloaded');
+      daemon.reload(load(true));
+      const status = `reloaded policy and log level; ${serving()}`;
+      notify(`READY=1\nSTATUS=${statusText(status)}`);
+      supervisor.noteStatus(status);
     } catch (err) {
       logger.error({ err: (err as Error).message }, 'reload refused; keeping the running policy');
+      const status = `reload refused (${(err as Error).message}); still serving with the previous policy`;
+      notify(`READY=1\nSTATUS=${statusText(status)}`);
+      supervisor.noteStatus(status);
     }
   });
+
+  // Announce only once the signal handlers are in place: a SIGHUP (systemctl reload) or SIGTERM sent
+  // the moment READY=1 arrives must find them, not the default action (which kills the process).
+  logger.info({ config: redactedConfig(config), version: VERSION, keys: daemon.service.keyCount }, 'rustfs-kmsd serving');
+  if (config.dev) {
+    process.stderr.write(
+      `rustfs-kmsd ${VERSION} (dev): serving on ${config.socket.path}\n` +
+        `  state directory ${config.stateDir}, root ${config.root.type === 'local' ? `key ${config.root.local.keyFile}` : config.root.type}\n` +
+        `  try: RUSTFS_KMS_SOCKET=${config.socket.path} npx rustfs-kms key create my-key\n`,
+    );
+  }
+  // ---- systemd: READY=1 ----
+  const readyStatus = serving();
+  notify(`READY=1\nSTATUS=${statusText(readyStatus)}`);
+  supervisor.noteStatus(readyStatus);
+  // Nobody to tell without a NOTIFY_SOCKET (not under systemd): no probes then.
+  if (process.env.NOTIFY_SOCKET !== undefined && process.env.NOTIFY_SOCKET !== '') supervisor.start();
+  if (supervisor.watchdog) logger.info({ interval_ms: supervisor.intervalMs }, 'systemd watchdog: pinging every half of WatchdogSec while healthy');
+  if (listenFd !== undefined && listenGid === undefined && config.policy === undefined) {
+    logger.warn({ socket_group: config.socket.group ?? null }, 'socket-activated, but the socket group is unknown: the built-in policy grants no group the data operations (set socket.group to the unit\'s SocketGroup=)');
+  }
+  // ---- end systemd ----
 }
 
 main().catch((err: unknown) => {

@@ -22,10 +22,14 @@ export interface ServerLogger {
 }
 
 const SHUTTING_DOWN = 'the daemon is shutting down; retry on another instance or after restart';
+/** After the drain, how long answers may take to reach peers before their connections are cut. */
+const SHUTDOWN_GRACE_MS = 2000;
 
 export class SocketServer {
   private readonly server: Server;
   private readonly connections = new Set<Connection>();
+  /** Every accepted socket, served or being refused, so shutdown can cut what lingers. */
+  private readonly sockets = new Set<Socket>();
   private accepting = true;
 
   constructor(
@@ -58,6 +62,8 @@ export class SocketServer {
   }
 
   private accept(socket: Socket): void {
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
     if (!this.accepting) {
       socket.destroy();
       return;
@@ -91,7 +97,13 @@ export class SocketServer {
     const deadline = Date.now() + timeoutMs;
     while (this.inflight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     for (const c of this.connections) c.close(SHUTTING_DOWN);
+    // A peer that does not read its answers must not hold the exit: cut what is left after a grace
+    // period. (Ref'd on purpose: with every socket paused, nothing else keeps the loop alive.)
+    const grace = setTimeout(() => {
+      for (const s of this.sockets) s.destroy();
+    }, SHUTDOWN_GRACE_MS);
     await closed;
+    clearTimeout(grace);
   }
 }
 
@@ -111,6 +123,8 @@ class Connection {
   private corked = false;
   private readPaused = false;
   private closing = false;
+  /** Shutdown began: reading stays stopped even when answers free in-flight capacity. */
+  private draining = false;
 
   constructor(
     private readonly socket: Socket,
@@ -134,6 +148,7 @@ class Connection {
   }
 
   private onData(chunk: Buffer): void {
+    if (this.draining) return; // paused for shutdown (defensive): nothing read after that is started
     let frames: Buffer[];
     try {
       frames = this.reader.push(chunk);
@@ -203,7 +218,7 @@ class Connection {
 
   /** Reads only while under the in-flight limit and while the peer keeps up with our answers. */
   private updateFlow(): void {
-    if (this.closing) return;
+    if (this.closing || this.draining) return;
     const full = this.queued.length > 0 || this.inflight.size >= this.limits.maxInflightPerConnection;
     const backlogged = this.socket.writableNeedDrain;
     if ((full || backlogged) && !this.readPaused) {
@@ -217,6 +232,7 @@ class Connection {
 
   /** Shutdown: read nothing more; frames read but not started are answered Busy now. */
   stopReading(message: string): void {
+    this.draining = true;
     this.readPaused = true;
     this.socket.pause();
     for (const body of this.queued) {
@@ -234,6 +250,9 @@ class Connection {
     for (const id of this.inflight) this.socket.write(encodeError(id, 'Busy', message));
     this.inflight.clear();
     this.closing = true;
-    this.socket.end();
+    // Close once the answers are handed to the kernel. end() alone waited for the peer's FIN, which
+    // a paused socket never reads: server.close() never completed, the event loop ran empty and the
+    // process exited 0 before the audit flush and the key wipe.
+    this.socket.end(() => this.socket.destroy());
   }
 }
