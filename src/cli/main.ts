@@ -178,11 +178,7 @@ async function run(argv: string[]): Promise<void> {
       const configPath = flags.config ?? (process.env.RUSTFS_KMS_CONFIG !== undefined && process.env.RUSTFS_KMS_CONFIG !== '' ? process.env.RUSTFS_KMS_CONFIG : undefined);
       if (configPath !== undefined) return initFromConfig(flags, configPath, out);
       const stateDir = resolve(flags['state-dir'] ?? process.env.RUSTFS_KMS_STATE_DIR ?? '/var/lib/rustfs-kms');
-      const keyFile = resolve(flags['key-file'] ?? join(stateDir, 'root.key'));
-      mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-      if (existsSync(keyFile)) throw new UsageError(`root key file ${keyFile} already exists; refusing to overwrite it`);
-      createKeyFile(keyFile);
-      return out(`created root key ${keyFile} (0600); back it up: without it no key record opens\n`, { key_file: keyFile, state_dir: stateDir });
+      return initLocalRoot(resolve(flags['key-file'] ?? join(stateDir, 'root.key')), stateDir, out);
     }
     case 'health':
       return withClient(flags, async (c) => {
@@ -251,13 +247,8 @@ async function initFromConfig(flags: Flags, configPath: string, out: (h: string,
     configPath, env: process.env, cli: flags['state-dir'] !== undefined ? { stateDir: flags['state-dir'] } : {},
   });
   switch (config.root.type) {
-    case 'local': {
-      const keyFile = resolve(flags['key-file'] ?? config.root.local.keyFile);
-      mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
-      if (existsSync(keyFile)) throw new UsageError(`root key file ${keyFile} already exists; refusing to overwrite it`);
-      createKeyFile(keyFile);
-      return out(`created root key ${keyFile} (0600); back it up: without it no key record opens\n`, { key_file: keyFile, state_dir: config.stateDir });
-    }
+    case 'local':
+      return initLocalRoot(resolve(flags['key-file'] ?? config.root.local.keyFile), config.stateDir, out);
     case 'pkcs11': {
       const p11 = config.root.pkcs11;
       if (p11 === undefined) throw new UsageError('root.type is pkcs11 but the config has no root.pkcs11 section');
@@ -410,6 +401,14 @@ function installSystemdCommand(flags: Flags, args: string[], out: (h: string, j:
   ];
   out(lines.join('\n') + '\n', report);
   if (report.ran.some((r) => !r.ok)) process.exitCode = 1;
+}
+
+/** A refusal, not a usage mistake: exit status 1 like the daemon's refusals. */
+function initLocalRoot(keyFile: string, stateDir: string, out: (h: string, j: unknown) => void): void {
+  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  if (existsSync(keyFile)) throw new KmsError('KeyAlreadyExists', `root key file ${keyFile} already exists; refusing to overwrite it`);
+  createKeyFile(keyFile);
+  out(`created root key ${keyFile} (0600); back it up: without it no key record opens\n`, { key_file: keyFile, state_dir: stateDir });
 }
 
 async function keyCommand(flags: Flags, sub: string | undefined, keyId: string | undefined, out: (h: string, j: unknown) => void): Promise<void> {

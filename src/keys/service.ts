@@ -9,7 +9,7 @@ import { canonicalContext, type EncryptionContext } from '../crypto/context.js';
 import { keyMaterialAad, type RootOfTrust, type TokenKeys } from '../roots/types.js';
 import { RevisionConflict, type KeyRecord, type KeyVersionRecord, type Keystore } from '../keystore/types.js';
 import {
-  BATCH_COUNT, DATA_KEY_BYTES, LIST_LIMIT, PENDING_DAYS, ROTATION_PERIOD_DAYS,
+  BATCH_COUNT, DATA_KEY_BYTES, KEY_ID_PATTERN, LIST_LIMIT, PENDING_DAYS, ROTATION_PERIOD_DAYS,
   assertDescription, assertIntegerIn, assertKeyId, assertPlaintext, assertTags,
 } from './validation.js';
 import type {
@@ -269,7 +269,8 @@ export class KeyService {
 
   decrypt(ciphertext: Uint8Array, context?: EncryptionContext): Maybe<OpenResult> {
     const env = parseEnvelope(ciphertext);
-    if (env === null) throw new KmsError('InvalidCiphertext', INVALID_CIPHERTEXT);
+    // A key id no key can have is a malformed envelope, not a bad argument.
+    if (env === null || !KEY_ID_PATTERN.test(env.keyId)) throw new KmsError('InvalidCiphertext', INVALID_CIPHERTEXT);
     const remote = this.remoteMiss(env.keyId, env.keyVersion);
     if (remote !== null) return remote.then(() => this.decryptKnown(ciphertext, env, context));
     return this.decryptKnown(ciphertext, env, context);

@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { type KeyRecord, type Keystore, RevisionConflict, cloneRecord } from './types.js';
 
 const RECORD_SUFFIX = '.json';
-const TEMP_MARKER = '.tmp-';
+// Temp files start with '.', which no key id can: a key named "x.tmp-y" is never mistaken for one.
+const TEMP_PATTERN = /^\..+\.json\.tmp-[0-9a-f]{12}$/;
 
 export class FileKeystore implements Keystore {
   readonly type = 'file' as const;
@@ -23,7 +24,7 @@ export class FileKeystore implements Keystore {
     await fsp.chmod(this.dir, 0o700);
     for (const name of await fsp.readdir(this.dir)) {
       const path = join(this.dir, name);
-      if (name.includes(TEMP_MARKER)) {
+      if (TEMP_PATTERN.test(name)) {
         await fsp.rm(path, { force: true }); // an interrupted write; the rename never happened
         continue;
       }
@@ -92,7 +93,7 @@ export class FileKeystore implements Keystore {
   /** Atomic replace: the record is either the old bytes or the new bytes after any crash. */
   private async persist(record: KeyRecord): Promise<void> {
     const finalPath = join(this.dir, record.keyId + RECORD_SUFFIX);
-    const tempPath = finalPath + TEMP_MARKER + randomBytes(6).toString('hex');
+    const tempPath = join(this.dir, `.${record.keyId}${RECORD_SUFFIX}.tmp-${randomBytes(6).toString('hex')}`);
     const handle = await fsp.open(tempPath, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o600);
     try {
       await handle.writeFile(JSON.stringify(record, null, 2) + '\n', 'utf8');

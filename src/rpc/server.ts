@@ -149,6 +149,7 @@ class Connection {
 
   private onData(chunk: Buffer): void {
     if (this.draining) return; // paused for shutdown (defensive): nothing read after that is started
+    if (this.closing) return; // answered FrameTooLarge: the rest of that frame is discarded, unanswered
     let frames: Buffer[];
     try {
       frames = this.reader.push(chunk);

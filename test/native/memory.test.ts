@@ -202,7 +202,7 @@ describe('slot lifetime', () => {
   // pin count is zeroed underneath the job, the job's Unpin() then underflows it to UINT32_MAX, and
   // the next slot allocated at that index can never be released: slotDestroy() returns true but the
   // slot is only "doomed", its key material is never wiped and slotsInUse never drops.
-  // Expected behaviour is asserted; `it.fails` flips to a failure once the addon is fixed.
+  // Regression tests for addon bugs fixed during development.
   it('wipeAll during an in-flight aeadAsync leaves a slot that can never be freed', async () => {
     const r = await runChild(`
       const s = native.slotGenerate();
