@@ -251,9 +251,11 @@ class Connection {
     for (const id of this.inflight) this.socket.write(encodeError(id, 'Busy', message));
     this.inflight.clear();
     this.closing = true;
-    // Close once the answers are handed to the kernel. end() alone waited for the peer's FIN, which
-    // a paused socket never reads: server.close() never completed, the event loop ran empty and the
-    // process exited 0 before the audit flush and the key wipe.
-    this.socket.end(() => this.socket.destroy());
+    // Half-close after the answers, then keep reading (and discarding) until the peer closes: a
+    // peer still writing would otherwise hit a reset and lose the answers it had not read yet. The
+    // server's grace timer cuts peers that never close.
+    this.socket.once('end', () => this.socket.destroy());
+    this.socket.end();
+    this.socket.resume();
   }
 }
