@@ -31,6 +31,7 @@ import os from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
+import { connect } from 'node:net';
 
 import { KmsClient } from '../src/rpc/client.js';
 import { assertAlive, onExit, spawnNode, stop, waitForListener, waitForLogLine, type Child } from './lib/children.js';
@@ -193,6 +194,37 @@ async function roundTrips(daemon: Child, socketPath: string, template: FrameTemp
   }
 }
 
+/** The same one-at-a-time round trip against a bare Node echo server: this machine's floor. */
+async function echoRoundTrips(tmp: string): Promise<Latency> {
+  const path = join(tmp, 'echo.sock');
+  const server = spawnNode('echo', [], join(distRoot(), 'bench', 'lib', 'echo-server.js'), [path], { cwd: tmp, logPath: join(tmp, 'echo.log') });
+  try {
+    await waitForListener(server, path);
+    const socket = connect(path);
+    await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+    const message = Buffer.alloc(72, 1); // about the size of a generate_data_key request frame
+    const once = () => new Promise<void>((resolve) => socket.once('data', () => resolve()));
+    for (let i = 0; i < RTT_WARMUP; i++) {
+      const reply = once();
+      socket.write(message);
+      await reply;
+    }
+    const us = new Float64Array(RTT_COUNT);
+    for (let i = 0; i < RTT_COUNT; i++) {
+      const reply = once();
+      const t = process.hrtime.bigint();
+      socket.write(message);
+      await reply;
+      us[i] = Number(process.hrtime.bigint() - t) / 1000;
+    }
+    socket.destroy();
+    const [p50, p90, p99, p999, max] = percentiles(us, [50, 90, 99, 99.9, 100]) as [number, number, number, number, number];
+    return { count: RTT_COUNT, p50, p90, p99, p999, max, mean: mean(us) };
+  } finally {
+    await stop(server);
+  }
+}
+
 interface HttpRun extends Throughput {
   sockets: number;
 }
@@ -285,6 +317,7 @@ async function runPhases(tmp: string) {
     { cwd: tmp, logPath: join(tmp, 'daemon.log') });
   let pipe: Throughput | undefined;
   let rtt: Latency | undefined;
+  let echo: Latency | undefined;
   let http: { runs: HttpRun[]; best: HttpRun; audit: boolean } | undefined;
   let auditBefore: number | null = null;
   let auditAfter: number | null = null;
@@ -309,6 +342,8 @@ async function runPhases(tmp: string) {
     if (PHASES.has('rtt')) {
       progress(`round trips: ${RTT_WARMUP} warm-up + ${RTT_COUNT} timed on one connection`);
       rtt = await roundTrips(daemon, socketPath, template);
+      progress('round trips: the same against a bare Node echo server (baseline)');
+      echo = await echoRoundTrips(tmp);
     }
     auditAfter = auditBytes(auditPath);
     assertAlive(daemon);
@@ -317,7 +352,7 @@ async function runPhases(tmp: string) {
   }
   // The HTTP server audits exactly when the daemon did, so both pay the same per-operation record.
   if (PHASES.has('http')) http = await httpJson(tmp, auditAfter !== null);
-  return { tmp, auditPath, auditAdvertised, auditBefore, auditAfter, pipe, rtt, http, loadBefore };
+  return { tmp, auditPath, auditAdvertised, auditBefore, auditAfter, pipe, rtt, echo, http, loadBefore };
 }
 
 /** Runs every phase; the temp dir goes away afterwards, error or not (BENCH_KEEP=1 keeps it). */
@@ -336,7 +371,7 @@ async function runAll(): Promise<Awaited<ReturnType<typeof runPhases>>> {
 }
 
 async function main(): Promise<void> {
-  const { tmp, auditPath, auditAdvertised, auditBefore, auditAfter, pipe, rtt, http, loadBefore } = await runAll();
+  const { tmp, auditPath, auditAdvertised, auditBefore, auditAfter, pipe, rtt, echo, http, loadBefore } = await runAll();
 
   // ---- table ----
   const cpus = os.cpus();
@@ -360,6 +395,9 @@ async function main(): Promise<void> {
       `${verdict(rtt.p50 <= TARGETS.p50Us)} ${(TARGETS.p50Us / rtt.p50).toFixed(2)}×`], w));
     out(row(['round trip p99', `${fmtUs(rtt.p99)} µs`, `≤ ${TARGETS.p99Us} µs`,
       `${verdict(rtt.p99 <= TARGETS.p99Us)} ${(TARGETS.p99Us / rtt.p99).toFixed(2)}×`], w));
+    if (echo !== undefined) {
+      out(row(['  baseline: bare Node echo p50 / p99', `${fmtUs(echo.p50)} / ${fmtUs(echo.p99)} µs`, '', `daemon ${(rtt.p50 / echo.p50).toFixed(2)}× echo at p50`], w));
+    }
   }
   if (http !== undefined) {
     out(row([`HTTP/JSON gdk (best: ${http.best.sockets} keep-alive sockets)`, `${fmtInt(http.best.opsPerSecond)}/s`, '', ''], w));
