@@ -83,6 +83,15 @@ export class Policy {
   }
 }
 
+/**
+ * The built-in policy plus "the configured admin access key may do everything": what the daemon
+ * uses when the config has no `policy` (an explicit policy names the access key itself).
+ */
+export function withAdminAccessKey(policy: Policy, accessKey: string | undefined): Policy {
+  if (accessKey === undefined) return policy;
+  return new Policy([...policy.rules, { match: { accessKey }, allow: ['*'], keys: ['*'] }]);
+}
+
 function matches(match: PolicyMatch, caller: Caller): boolean {
   if (match.uid !== undefined) return caller.uid === match.uid;
   if (match.user !== undefined) return caller.user === match.user;

@@ -5,14 +5,12 @@ import { closeSync, constants as fsc, existsSync, mkdirSync, openSync } from 'no
 import { dirname, join } from 'node:path';
 import { native } from '../native/index.js';
 import { LocalRoot } from '../roots/local.js';
-import { Pkcs11Root } from '../roots/pkcs11.js';
 import { assertPrivatePath } from '../roots/permissions.js';
 import type { RootOfTrust } from '../roots/types.js';
 import { FileKeystore } from '../keystore/file.js';
-import { openVaultKvKeystore, openVaultTransitRoot } from '../vault/wiring.js';
 import type { Keystore } from '../keystore/types.js';
 import { KeyService } from '../keys/service.js';
-import { Policy } from '../access/policy.js';
+import { Policy, withAdminAccessKey } from '../access/policy.js';
 import { reloadNameTables } from '../access/identity.js';
 import { Pipeline } from '../rpc/pipeline.js';
 import { AuditLog } from '../audit/log.js';
@@ -22,7 +20,8 @@ import { VERSION } from '../package-info.js';
 import type { DaemonConfig } from './config.js';
 import { createLogger, type Logger } from './logger.js';
 import { applySocketPermissions, prepareSocketPath } from './socket.js';
-import { createDaemonMetrics, startAdminHttp, withAdminAccessKey, type AdminHttpServer } from '../http/index.js';
+// Backends and the admin HTTP API are imported when configured: most hosts never load them.
+import type { AdminHttpServer } from '../http/index.js';
 
 export class StartupError extends Error {
   constructor(message: string) {
@@ -62,8 +61,8 @@ export async function startDaemon(config: DaemonConfig, options: StartOptions): 
   try {
     audit = openAudit(config, logger);
     audit.lifecycle('daemon_start', { version: VERSION, pid: process.pid });
-    const root = openRoot(config, logger);
-    const keystore = openKeystore(config);
+    const root = await openRoot(config, logger);
+    const keystore = await openKeystore(config);
     service = new KeyService({
       keystore, root, logger,
       idleTtlMs: config.cache.idleTtlS * 1000,
@@ -86,7 +85,8 @@ export async function startDaemon(config: DaemonConfig, options: StartOptions): 
       logger,
     );
     // ---- admin HTTP API (src/http): metrics count the shared pipeline from here on ----
-    const metrics = config.adminHttp !== undefined ? createDaemonMetrics(pipeline) : undefined;
+    const http = config.adminHttp !== undefined ? await import('../http/index.js') : undefined;
+    const metrics = http?.createDaemonMetrics(pipeline);
     // ---- end admin HTTP API ----
     const server = new SocketServer(pipeline, {
       maxFrameBytes: config.limits.maxFrameBytes,
@@ -110,14 +110,14 @@ export async function startDaemon(config: DaemonConfig, options: StartOptions): 
       socketGid = applySocketPermissions(config.socket.path, config.socket.mode, config.socket.group);
     }
     const policyFor = (c: DaemonConfig) =>
-      c.policy !== undefined ? new Policy(c.policy) : withAdminAccessKey(Policy.defaults(process.getuid?.() ?? 0, socketGid), config.adminHttp);
+      c.policy !== undefined ? new Policy(c.policy) : withAdminAccessKey(Policy.defaults(process.getuid?.() ?? 0, socketGid), config.adminHttp?.accessKey);
     pipeline.setAuthorizer(policyFor(config));
 
     // ---- admin HTTP API (src/http): off unless admin_http is configured ----
     let adminHttp: AdminHttpServer | undefined;
-    if (config.adminHttp !== undefined && metrics !== undefined) {
+    if (config.adminHttp !== undefined && http !== undefined && metrics !== undefined) {
       try {
-        adminHttp = await startAdminHttp({
+        adminHttp = await http.startAdminHttp({
           config: config.adminHttp, pipeline, audit, metrics, service, logger, socket: server,
           auditHead: () => (audit as AuditLog).head,
           ...(config.defaultKeyId !== undefined ? { defaultKeyId: config.defaultKeyId } : {}),
@@ -211,7 +211,7 @@ function lockStateDir(stateDir: string): number {
   return fd;
 }
 
-function openRoot(config: DaemonConfig, logger: Logger): RootOfTrust {
+async function openRoot(config: DaemonConfig, logger: Logger): Promise<RootOfTrust> {
   switch (config.root.type) {
     case 'local':
       try {
@@ -227,6 +227,7 @@ function openRoot(config: DaemonConfig, logger: Logger): RootOfTrust {
       }
     case 'vault-transit':
       try {
+        const { openVaultTransitRoot } = await import('../vault/wiring.js');
         return openVaultTransitRoot(config, vaultLogger(config));
       } catch (err) {
         throw new StartupError(`root.vault: ${(err as Error).message}`);
@@ -237,6 +238,7 @@ function openRoot(config: DaemonConfig, logger: Logger): RootOfTrust {
       // Test hook: a tiny seal budget per on-token version, so a test sees automatic rotation.
       const sealLimit = Number(process.env.RUSTFS_KMS_TEST_PKCS11_SEAL_LIMIT ?? '');
       try {
+        const { Pkcs11Root } = await import('../roots/pkcs11.js');
         return Pkcs11Root.open({
           module: p11.module,
           ...(p11.tokenLabel !== undefined ? { tokenLabel: p11.tokenLabel } : {}),
@@ -260,12 +262,13 @@ function openRoot(config: DaemonConfig, logger: Logger): RootOfTrust {
   }
 }
 
-function openKeystore(config: DaemonConfig): Keystore {
+async function openKeystore(config: DaemonConfig): Promise<Keystore> {
   switch (config.keystore.type) {
     case 'file':
       return new FileKeystore(config.stateDir);
     case 'vault-kv':
       try {
+        const { openVaultKvKeystore } = await import('../vault/wiring.js');
         return openVaultKvKeystore(config, vaultLogger(config));
       } catch (err) {
         throw new StartupError(`keystore (vault-kv): ${(err as Error).message}`);

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // rustfs-kmsd [--config FILE] [--state-dir DIR] [--socket PATH] [--dev] [--allow-unlocked-memory]
+import './heap.js'; // before anything allocates
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, redactedConfig, type DaemonConfig } from './config.js';
 import { createLogger } from './logger.js';

@@ -1,6 +1,6 @@
 // Wiring of the admin HTTP API into the daemon: secret key, metrics gauges, the default policy's
 // rule for the admin access key. daemon.ts calls these in two short, delimited places.
-import { Policy } from '../access/policy.js';
+import { withAdminAccessKey as withAccessKey, type Policy } from '../access/policy.js';
 import type { AdminHttpConfig } from '../daemon/config.js';
 import type { KeyService } from '../keys/service.js';
 import { Metrics } from '../metrics/metrics.js';
@@ -12,13 +12,9 @@ export { AdminHttpServer, readSecretKeyFile, DEFAULT_ADMIN_HTTP_LIMITS, type Adm
 export { ROUTES, PREFIXES, httpStatus, type Route, type RouteAnswer } from './routes.js';
 export { SigV4Verifier, SignatureError, MAX_CLOCK_SKEW_MS, type AdminCredentials } from './sigv4.js';
 
-/**
- * The built-in policy plus "the configured admin access key may do everything": what the daemon
- * uses when the config has no `policy` (an explicit policy names the access key itself).
- */
+/** The built-in policy plus the configured admin access key (see access/policy.ts). */
 export function withAdminAccessKey(policy: Policy, admin: AdminHttpConfig | undefined): Policy {
-  if (admin === undefined) return policy;
-  return new Policy([...policy.rules, { match: { accessKey: admin.accessKey }, allow: ['*'], keys: ['*'] }]);
+  return withAccessKey(policy, admin?.accessKey);
 }
 
 /** Metrics for a daemon that serves the admin API: counts every request of the shared pipeline. */
