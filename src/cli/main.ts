@@ -254,17 +254,7 @@ async function initFromConfig(flags: Flags, configPath: string, out: (h: string,
       if (p11 === undefined) throw new UsageError('root.type is pkcs11 but the config has no root.pkcs11 section');
       let result;
       try {
-        result = await initPkcs11Root({
-          module: p11.module,
-          ...(p11.tokenLabel !== undefined ? { tokenLabel: p11.tokenLabel } : {}),
-          ...(p11.tokenSerial !== undefined ? { tokenSerial: p11.tokenSerial } : {}),
-          ...(p11.pinFile !== undefined ? { pinFile: p11.pinFile } : {}),
-          ...(p11.pinEnv !== undefined ? { pinEnv: p11.pinEnv } : {}),
-          env: process.env,
-          keyLabel: p11.keyLabel,
-          mode: p11.mode,
-          sessions: 1,
-        });
+        result = await initPkcs11Root({ ...p11, env: process.env, sessions: 1 }); // the config's section is the root's options
       } catch (err) {
         // Not a protocol error: say what is wrong with the token, exit 1.
         const message = err instanceof Error ? err.message : String(err);

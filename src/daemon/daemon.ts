@@ -240,15 +240,8 @@ async function openRoot(config: DaemonConfig, logger: Logger): Promise<RootOfTru
       try {
         const { Pkcs11Root } = await import('../roots/pkcs11.js');
         return Pkcs11Root.open({
-          module: p11.module,
-          ...(p11.tokenLabel !== undefined ? { tokenLabel: p11.tokenLabel } : {}),
-          ...(p11.tokenSerial !== undefined ? { tokenSerial: p11.tokenSerial } : {}),
-          ...(p11.pinFile !== undefined ? { pinFile: p11.pinFile } : {}),
-          ...(p11.pinEnv !== undefined ? { pinEnv: p11.pinEnv } : {}),
+          ...p11, // the config's section is the root's options
           env: process.env,
-          keyLabel: p11.keyLabel,
-          mode: p11.mode,
-          sessions: p11.sessions,
           stateDir: config.stateDir,
           logger,
           ...(Number.isSafeInteger(sealLimit) && sealLimit > 0 ? { sealLimit } : {}),

@@ -22,12 +22,9 @@ import {
   SigV4Verifier, SignatureError, parseAuthorization, parseQuery, sha256Hex,
   type AdminCredentials, type ParsedAuthorization, type RawQuery,
 } from './sigv4.js';
+import type { Logger as AdminHttpLogger } from '../logging.js';
 
-export interface AdminHttpLogger {
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
-}
+export type { Logger as AdminHttpLogger } from '../logging.js';
 
 export interface AdminHttpLimits {
   /** Time to receive the request headers. Default 10 s. */

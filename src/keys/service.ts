@@ -16,6 +16,7 @@ import type {
   CreateKeyOptions, DataKeyBatchResult, DataKeyOptions, DataKeyResult, KeyInfo, ListKeysOptions,
   ListKeysResult, Maybe, OpenResult, SealResult,
 } from './types.js';
+import type { Logger } from '../logging.js';
 
 const DAY_MS = 86_400_000;
 const MAINTENANCE_INTERVAL_MS = 60_000;
@@ -25,11 +26,7 @@ const REMOTE_FETCH_INTERVAL_MS = 1000;
 /** One message for every way a ciphertext can fail, so failures are no oracle. */
 const INVALID_CIPHERTEXT = 'ciphertext does not authenticate (malformed, tampered with, or wrong context)';
 
-export interface Logger {
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
-}
+export type { Logger } from '../logging.js';
 
 export interface KeyServiceOptions {
   keystore: Keystore;
@@ -61,7 +58,6 @@ export class KeyService {
   private clock: number;
   private timers: NodeJS.Timeout[] = [];
   private rootHealthy = true;
-  private lastRootContact: number;
   private closed = false;
   /** On-token mode: automatic rotations (seal budget used up) in progress, by key. */
   private readonly tokenRotations = new Map<string, Promise<void>>();
@@ -72,7 +68,6 @@ export class KeyService {
     this.now = options.now ?? Date.now;
     this.clock = this.now();
     this.startedAt = this.clock;
-    this.lastRootContact = this.clock;
   }
 
   get keystore(): Keystore {
@@ -427,7 +422,6 @@ export class KeyService {
       this.options.keystore.health?.() ?? Promise.resolve<{ healthy: boolean; detail?: string }>({ healthy: true }),
     ]);
     this.rootHealthy = root.healthy;
-    if (root.healthy) this.lastRootContact = this.now();
     if (!root.healthy) return { healthy: false, detail: `root: ${root.detail ?? 'unavailable'}` };
     if (!store.healthy) return { healthy: false, detail: `keystore: ${store.detail ?? 'unavailable'}` };
     return { healthy: true };
@@ -498,7 +492,6 @@ export class KeyService {
       .unwrap(Buffer.from(record.wrappedMaterial, 'base64'), keyMaterialAad(entry.record.keyId, version))
       .then((slot) => {
         this.rootHealthy = true;
-        this.lastRootContact = this.clock;
         const current = this.entries.get(entry.record.keyId);
         if (current !== entry || this.closed) {
           native.slotDestroy(slot); // the key was purged while we unwrapped
@@ -659,7 +652,6 @@ export class KeyService {
         try {
           const health = await this.options.root.health();
           this.rootHealthy = health.healthy;
-          if (health.healthy) this.lastRootContact = this.now();
         } catch {
           this.rootHealthy = false;
         }

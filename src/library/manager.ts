@@ -18,31 +18,17 @@ import { assertPrivatePath } from '../roots/permissions.js';
 import { validateRequest } from '../rpc/codec.js';
 import { NO_AUDIT, Pipeline, type Authorizer } from '../rpc/pipeline.js';
 import { BATCH_COUNT, LIST_LIMIT_MAX, MAX_PLAINTEXT_BYTES, type OpName, type WireContext } from '../rpc/protocol.js';
-import type {
-  BackendInfo, CallOptions, ContextOptions, CreateKeyOptions, DataKey, DataKeyBatch, DecryptResult, EncryptResult,
-  GenerateDataKeyBatchOptions, GenerateDataKeyOptions, HealthResult, KeyInfo, ListKeysOptions, ListKeysResult,
-  ReEncryptOptions, StatusResult,
-} from '../rpc/client.js';
+import { KmsOperations, mergeCtx, type CallOptions, type Converter } from '../rpc/api.js';
 import { VERSION } from '../package-info.js';
 import { backendError, openKeystore, openRoot } from './backends.js';
 import type { KmsConfig } from './config.js';
 import type { OperationContext } from './context.js';
-import { toDataKey, toDataKeyBatch, toDecrypt, toHealth, toKeyInfo, toList, toSeal, toStatus } from './convert.js';
-import type { DecryptRequest, EncryptRequest, GenerateKeyRequest } from './requests.js';
 
 const ALLOW_ALL: Authorizer = { decide: () => ({ allowed: true, rule: -1, reason: 'in-process caller' }) };
 
 export interface KmsManagerOptions {
   /** Operation context sent with every call (a call's own context fields override it). */
   context?: OperationContext | CallOptions;
-}
-
-function mergeCtx(base: WireContext | undefined, own: WireContext | undefined): WireContext | undefined {
-  if (base === undefined) return own;
-  if (own === undefined) return base;
-  const merged: WireContext = { ...base, ...own };
-  if (base.extra !== undefined && own.extra !== undefined) merged.extra = { ...base.extra, ...own.extra };
-  return merged;
 }
 
 function prepareDir(dir: string, create: boolean, what: string): void {
@@ -52,7 +38,7 @@ function prepareDir(dir: string, create: boolean, what: string): void {
   }
 }
 
-export class KmsManager {
+export class KmsManager extends KmsOperations {
   private closed = false;
 
   private constructor(
@@ -63,7 +49,9 @@ export class KmsManager {
     private readonly lockFd: number,
     private readonly caller: Caller,
     private readonly baseCtx: WireContext | undefined,
-  ) {}
+  ) {
+    super();
+  }
 
   /**
    * Opens the root of trust and the keystore, loads every key and proves the root opens them, and
@@ -146,143 +134,7 @@ export class KmsManager {
     return this.config.defaultKeyId;
   }
 
-  // ---- the same methods as KmsClient ----------------------------------------------------------------
-
-  health(options?: CallOptions): Promise<HealthResult> {
-    return this.call('health', {}, options, toHealth);
-  }
-
-  /** Alias of `health()` (RustFS KMS crate: `health_check`). */
-  healthCheck(options?: CallOptions): Promise<HealthResult> {
-    return this.health(options);
-  }
-
-  status(options?: CallOptions): Promise<StatusResult> {
-    return this.call('status', {}, options, toStatus);
-  }
-
-  /** `health()` and `status()` in one answer (RustFS KMS crate: `backend_info`). */
-  async backendInfo(options?: CallOptions): Promise<BackendInfo> {
-    const [health, status] = await Promise.all([this.health(options), this.status(options)]);
-    return { ...status, backend: health.backend, healthy: health.healthy, version: health.version };
-  }
-
-  createKey(keyId: string, opts?: CreateKeyOptions, options?: CallOptions): Promise<KeyInfo> {
-    const args: Record<string, unknown> = { key_id: keyId };
-    if (opts !== undefined) {
-      if (opts.description !== undefined) args.description = opts.description;
-      if (opts.tags !== undefined) args.tags = opts.tags;
-      if (opts.rotationPeriodDays !== undefined) args.rotation_period_days = opts.rotationPeriodDays;
-    }
-    return this.call('create_key', args, options, toKeyInfo);
-  }
-
-  describeKey(keyId: string, options?: CallOptions): Promise<KeyInfo> {
-    return this.call('describe_key', { key_id: keyId }, options, toKeyInfo);
-  }
-
-  /** Accepts a `ListKeysRequest` (it is a `ListKeysOptions`). */
-  listKeys(opts?: ListKeysOptions, options?: CallOptions): Promise<ListKeysResult> {
-    const args: Record<string, unknown> = {};
-    if (opts !== undefined) {
-      if (opts.prefix !== undefined) args.prefix = opts.prefix;
-      if (opts.marker !== undefined) args.marker = opts.marker;
-      if (opts.limit !== undefined) args.limit = opts.limit;
-    }
-    return this.call('list_keys', args, options, toList);
-  }
-
-  enableKey(keyId: string, options?: CallOptions): Promise<KeyInfo> {
-    return this.call('enable_key', { key_id: keyId }, options, toKeyInfo);
-  }
-
-  disableKey(keyId: string, options?: CallOptions): Promise<KeyInfo> {
-    return this.call('disable_key', { key_id: keyId }, options, toKeyInfo);
-  }
-
-  rotateKey(keyId: string, options?: CallOptions): Promise<KeyInfo> {
-    return this.call('rotate_key', { key_id: keyId }, options, toKeyInfo);
-  }
-
-  scheduleKeyDeletion(keyId: string, pendingDays: number, options?: CallOptions): Promise<KeyInfo> {
-    return this.call('schedule_key_deletion', { key_id: keyId, pending_days: pendingDays }, options, toKeyInfo);
-  }
-
-  cancelKeyDeletion(keyId: string, options?: CallOptions): Promise<KeyInfo> {
-    return this.call('cancel_key_deletion', { key_id: keyId }, options, toKeyInfo);
-  }
-
-  encrypt(keyId: string, plaintext: Uint8Array, opts?: ContextOptions, options?: CallOptions): Promise<EncryptResult>;
-  encrypt(request: EncryptRequest, options?: CallOptions): Promise<EncryptResult>;
-  encrypt(
-    keyOrRequest: string | EncryptRequest,
-    plaintextOrOptions?: Uint8Array | CallOptions,
-    contextOptions?: ContextOptions,
-    callOptions?: CallOptions,
-  ): Promise<EncryptResult> {
-    if (typeof keyOrRequest !== 'string') {
-      const r = keyOrRequest;
-      return this.encrypt(r.keyId, r.plaintext, r.toOptions(), plaintextOrOptions as CallOptions | undefined);
-    }
-    const args: Record<string, unknown> = { key_id: keyOrRequest, plaintext: plaintextOrOptions };
-    if (contextOptions?.context !== undefined) args.context = contextOptions.context;
-    return this.call('encrypt', args, callOptions, toSeal);
-  }
-
-  decrypt(ciphertext: Uint8Array, opts?: ContextOptions, options?: CallOptions): Promise<DecryptResult>;
-  decrypt(request: DecryptRequest, options?: CallOptions): Promise<DecryptResult>;
-  decrypt(
-    blobOrRequest: Uint8Array | DecryptRequest,
-    optsOrOptions?: ContextOptions | CallOptions,
-    callOptions?: CallOptions,
-  ): Promise<DecryptResult> {
-    if (!(blobOrRequest instanceof Uint8Array)) {
-      const r = blobOrRequest;
-      return this.decrypt(r.ciphertext, r.toOptions(), optsOrOptions as CallOptions | undefined);
-    }
-    const args: Record<string, unknown> = { ciphertext: blobOrRequest };
-    const opts = optsOrOptions as ContextOptions | undefined;
-    if (opts?.context !== undefined) args.context = opts.context;
-    return this.call('decrypt', args, callOptions, toDecrypt);
-  }
-
-  generateDataKey(keyId: string, opts?: GenerateDataKeyOptions, options?: CallOptions): Promise<DataKey>;
-  generateDataKey(request: GenerateKeyRequest, options?: CallOptions): Promise<DataKey>;
-  generateDataKey(
-    keyOrRequest: string | GenerateKeyRequest,
-    optsOrOptions?: GenerateDataKeyOptions | CallOptions,
-    callOptions?: CallOptions,
-  ): Promise<DataKey> {
-    if (typeof keyOrRequest !== 'string') {
-      return this.generateDataKey(keyOrRequest.keyId, keyOrRequest.toOptions(), optsOrOptions as CallOptions | undefined);
-    }
-    const args: Record<string, unknown> = { key_id: keyOrRequest };
-    const opts = optsOrOptions as GenerateDataKeyOptions | undefined;
-    if (opts !== undefined) {
-      if (opts.context !== undefined) args.context = opts.context;
-      if (opts.bytes !== undefined) args.bytes = opts.bytes;
-      if (opts.withoutPlaintext !== undefined) args.without_plaintext = opts.withoutPlaintext;
-    }
-    return this.call('generate_data_key', args, callOptions, toDataKey);
-  }
-
-  generateDataKeyBatch(keyId: string, count: number, opts?: GenerateDataKeyBatchOptions, options?: CallOptions): Promise<DataKeyBatch> {
-    const args: Record<string, unknown> = { key_id: keyId, count };
-    if (opts !== undefined) {
-      if (opts.context !== undefined) args.context = opts.context;
-      if (opts.bytes !== undefined) args.bytes = opts.bytes;
-    }
-    return this.call('generate_data_key_batch', args, options, toDataKeyBatch);
-  }
-
-  reEncrypt(ciphertext: Uint8Array, opts?: ReEncryptOptions, options?: CallOptions): Promise<EncryptResult> {
-    const args: Record<string, unknown> = { ciphertext };
-    if (opts !== undefined) {
-      if (opts.context !== undefined) args.context = opts.context;
-      if (opts.destinationKeyId !== undefined) args.destination_key_id = opts.destinationKeyId;
-    }
-    return this.call('re_encrypt', args, options, toSeal);
-  }
+  // The typed methods (health … reEncrypt) are KmsOperations', shared with KmsClient.
 
   /** Wipes this manager's keys, closes the audit log and releases the state directory. Idempotent. */
   async close(): Promise<void> {
@@ -298,7 +150,7 @@ export class KmsManager {
 
   // ---------------------------------------------------------------------------------------------------
 
-  private call<T>(op: OpName, args: Record<string, unknown>, options: CallOptions | undefined, convert: (wire: unknown) => T): Promise<T> {
+  protected invoke(op: OpName, args: object, options: CallOptions | undefined, convert: Converter | undefined): Promise<unknown> {
     if (this.closed) return Promise.reject(new KmsError('BackendUnavailable', 'the KMS manager was closed'));
     let claimed: WireContext | undefined;
     try {
@@ -307,15 +159,15 @@ export class KmsManager {
     } catch (err) {
       return Promise.reject(err);
     }
-    return new Promise<T>((resolve, reject) => {
-      this.pipeline.run(op, args, this.caller, claimed, 'library', (error, result) => {
+    return new Promise<unknown>((resolve, reject) => {
+      this.pipeline.run(op, args as Record<string, unknown>, this.caller, claimed, 'library', (error, result) => {
         this.pipeline.flushAudit(); // the audit line is in the file before the caller sees the answer
         if (error !== null) {
           reject(error);
           return;
         }
         try {
-          resolve(convert(result));
+          resolve(convert === undefined ? result : convert(result));
         } catch (err) {
           reject(err instanceof KmsError ? err : new KmsError('Internal', `malformed ${op} result: ${(err as Error).message}`));
         }

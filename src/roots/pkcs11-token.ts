@@ -23,15 +23,12 @@ import type { AttributeResult, GcmParams, Mechanism, PKCS11, Template } from 'pk
 import { KmsError } from '../errors.js';
 import { native } from '../native/index.js';
 import { assertPrivatePath } from './permissions.js';
+import type { Logger as RootLogger } from '../logging.js';
 
 /** A PKCS#11 object, slot or session handle as pkcs11js represents it. */
 export type Handle = Buffer;
 
-export interface RootLogger {
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
-}
+export type { Logger as RootLogger } from '../logging.js';
 
 export type TokenState = 'connecting' | 'up' | 'down' | 'failed' | 'closed';
 

@@ -7,6 +7,7 @@ import type { Caller } from '../access/identity.js';
 import type { Decision } from '../access/policy.js';
 import { OPERATION_TABLE, type OperationEnv } from './operations.js';
 import type { WireContext } from './protocol.js';
+import type { Logger } from '../logging.js';
 
 export type Outcome = 'success' | 'denied' | 'failure';
 
@@ -33,10 +34,7 @@ export interface Authorizer {
   decide(caller: Caller, op: string, keyIds: readonly string[]): Decision;
 }
 
-export interface Logger {
-  error(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-}
+export type { Logger } from '../logging.js';
 
 export type Reply = (error: KmsError | null, result?: unknown) => void;
 

@@ -7,6 +7,7 @@ import { peerCaller, type Caller } from '../access/identity.js';
 import { KmsError } from '../errors.js';
 import { FrameReader, FrameTooLargeError, ProtocolError, decodeMessage, encodeError, encodeOk, validateRequest } from './codec.js';
 import type { Pipeline } from './pipeline.js';
+import type { Logger as ServerLogger } from '../logging.js';
 
 export interface ServerLimits {
   maxFrameBytes: number;
@@ -15,11 +16,7 @@ export interface ServerLimits {
   idleTimeoutMs: number;
 }
 
-export interface ServerLogger {
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
-}
+export type { Logger as ServerLogger } from '../logging.js';
 
 const SHUTTING_DOWN = 'the daemon is shutting down; retry on another instance or after restart';
 /** After the drain, how long answers may take to reach peers before their connections are cut. */

@@ -18,18 +18,14 @@ import { lstatSync, readFileSync } from 'node:fs';
 import NodeVault from 'node-vault';
 import { KmsError } from '../errors.js';
 import { VaultTransport, VaultTransportError, type TransportTls } from './transport.js';
+import type { Logger as VaultLogger } from '../logging.js';
 
 export type VaultAuthOptions =
   | { method: 'token'; token?: string; tokenFile?: string }
   | { method: 'approle'; roleIdFile: string; secretIdFile: string; mount: string }
   | { method: 'kubernetes'; role: string; jwtFile: string; mount: string };
 
-export interface VaultLogger {
-  debug?(obj: object, msg?: string): void;
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
-}
+export type { Logger as VaultLogger } from '../logging.js';
 
 export interface VaultClientOptions {
   address: string;

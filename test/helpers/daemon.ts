@@ -366,14 +366,4 @@ export function openDir(dir: string): void {
   chmodSync(dir, 0o755);
 }
 
-/** Mulberry32: a small seeded PRNG, so random choices in a test reproduce from the printed seed. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { prng } from '../../fuzz/frames.js';

@@ -1,3 +1,4 @@
+import { prng } from '../../fuzz/frames.js';
 import { describe, expect, it } from 'vitest';
 import { Unpackr } from 'msgpackr';
 import {
@@ -17,18 +18,6 @@ import { DEFAULT_MAX_FRAME_BYTES, KmsError, isKmsError } from '../../src/rpc/pro
 
 // ------------------------------------------------------------------------------------------------------
 // Helpers
-
-/** Deterministic PRNG (mulberry32), so a failing fuzz case can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function hex(s: string): Buffer {
   return Buffer.from(s.replace(/\s+/g, ''), 'hex');
