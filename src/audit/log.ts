@@ -78,20 +78,31 @@ export class AuditLog implements AuditSink {
     this.append(formatLifecycle(this.seq, Date.now(), op, detail));
   }
 
-  /** Writes this tick's lines to the file in one write (no fsync). Cheap when there are none. */
+  /**
+   * Writes this tick's lines to the file in one write (no fsync). Cheap when there are none.
+   * Throws when lines could not be written: the answers they describe must not leave.
+   */
   flush(): void {
-    if (this.batch.length === 0 || this.broken !== null) return;
+    if (this.batch.length === 0) return;
     const text = this.batch.length === 1 ? this.batch[0] + '\n' : this.batch.join('\n') + '\n';
     this.batch = [];
-    try {
-      this.dest.write(text); // synchronous destination: this is the write(2)
-    } catch (err) {
-      this.fail(err as Error);
-      return;
+    if (this.broken === null) {
+      try {
+        this.dest.write(text); // synchronous destination: this is the write(2)
+      } catch (err) {
+        this.fail(err as Error);
+      }
     }
+    if (this.broken !== null) throw this.broken; // SonicBoom reports write errors as events, caught by fail()
     this.dirty = true;
     this.bytes += Buffer.byteLength(text);
-    if (this.options.maxBytes > 0 && this.bytes >= this.options.maxBytes) this.rotate();
+    if (this.options.maxBytes > 0 && this.bytes >= this.options.maxBytes) {
+      try {
+        this.rotate();
+      } catch (err) {
+        this.fail(err as Error); // the lines are written; what comes next is refused
+      }
+    }
   }
 
   /** Writes and fsyncs everything, blocking (fsync: always, rotation, shutdown). */
@@ -108,7 +119,11 @@ export class AuditLog implements AuditSink {
 
   /** fsync on the libuv pool, so the interval policy never stalls the event loop. */
   private syncInBackground(): void {
-    this.flush();
+    try {
+      this.flush();
+    } catch {
+      return; // fail() has recorded it; operations now fail closed
+    }
     if (!this.dirty || this.fsyncInFlight || this.broken !== null) return;
     this.fsyncInFlight = true;
     this.dirty = false;
@@ -142,7 +157,11 @@ export class AuditLog implements AuditSink {
       this.flushScheduled = true;
       setImmediate(() => {
         this.flushScheduled = false;
-        this.flush();
+        try {
+          this.flush();
+        } catch {
+          // fail() has recorded it; operations now fail closed
+        }
       });
     }
     if (this.broken !== null) throw this.broken;

@@ -340,8 +340,12 @@ export class AdminHttpServer {
       answer = await route.respond(result, routeReq, run, this.env);
     } catch (err) {
       if (done()) {
-        const e = asKmsError(err, this.options.logger);
-        this.options.pipeline.flushAudit();
+        let e = asKmsError(err, this.options.logger);
+        try {
+          this.options.pipeline.flushAudit();
+        } catch (auditErr) {
+          e = asKmsError(auditErr, this.options.logger);
+        }
         this.writeError(res, e);
         this.count(route, method, res.statusCode);
       }
@@ -351,7 +355,12 @@ export class AdminHttpServer {
   }
 
   private send(res: ServerResponse, route: Route, answer: RouteAnswer): void {
-    this.options.pipeline.flushAudit(); // audit lines leave before the answers they describe
+    try {
+      this.options.pipeline.flushAudit(); // audit lines leave before the answers they describe
+    } catch (err) {
+      this.writeError(res, asKmsError(err, this.options.logger)); // unrecorded: the answer is withheld
+      return;
+    }
     res.statusCode = answer.status;
     res.setHeader('Cache-Control', 'no-store');
     if (answer.text !== undefined) {

@@ -161,7 +161,12 @@ export class KmsManager extends KmsOperations {
     }
     return new Promise<unknown>((resolve, reject) => {
       this.pipeline.run(op, args as Record<string, unknown>, this.caller, claimed, 'library', (error, result) => {
-        this.pipeline.flushAudit(); // the audit line is in the file before the caller sees the answer
+        try {
+          this.pipeline.flushAudit(); // the audit line is in the file before the caller sees the answer
+        } catch (err) {
+          reject(err);
+          return;
+        }
         if (error !== null) {
           reject(error);
           return;

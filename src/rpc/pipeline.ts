@@ -26,7 +26,7 @@ export interface AuditEvent {
 
 export interface AuditSink {
   record(event: AuditEvent): void;
-  /** Writes what record() buffered; the socket server calls it before its answers leave. */
+  /** Writes what record() buffered; the socket server calls it before its answers leave. Throws when it cannot. */
   flush?(): void;
 }
 
@@ -56,9 +56,17 @@ export class Pipeline {
     this.observer = observer;
   }
 
-  /** Audit lines of this tick go to the file before the answers they describe. */
+  /**
+   * Audit lines of this tick go to the file before the answers they describe. Throws KmsError
+   * Internal when they could not be written: the caller must withhold those answers.
+   */
   flushAudit(): void {
-    this.audit.flush?.();
+    try {
+      this.audit.flush?.();
+    } catch (err) {
+      this.logger?.error({ err: (err as Error).message }, 'audit write failed; answers withheld');
+      throw new KmsError('Internal', 'the audit log could not be written');
+    }
   }
 
   /** Swaps the policy (SIGHUP) without touching connections or requests in flight. */

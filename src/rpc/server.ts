@@ -19,6 +19,13 @@ export interface ServerLimits {
 export type { Logger as ServerLogger } from '../logging.js';
 
 const SHUTTING_DOWN = 'the daemon is shutting down; retry on another instance or after restart';
+/** In-flight at shutdown: started, so it may have taken effect; the caller must check, not blindly retry. */
+const OUTCOME_UNKNOWN = 'the daemon shut down before this request finished; it may or may not have taken effect';
+/**
+ * Answers waiting in a connection's socket buffer beyond this stop it from starting more requests
+ * (a batch answer is ~150 KB, and a peer that never reads must not make us hold them without bound).
+ */
+const WRITE_BUDGET_BYTES = 256 * 1024;
 /** After the drain, how long answers may take to reach peers before their connections are cut. */
 const SHUTDOWN_GRACE_MS = 2000;
 
@@ -93,7 +100,7 @@ export class SocketServer {
     for (const c of this.connections) c.stopReading(SHUTTING_DOWN);
     const deadline = Date.now() + timeoutMs;
     while (this.inflight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-    for (const c of this.connections) c.close(SHUTTING_DOWN);
+    for (const c of this.connections) c.close();
     // A peer that does not read its answers must not hold the exit: cut what is left after a grace
     // period. (Ref'd on purpose: with every socket paused, nothing else keeps the loop alive.)
     const grace = setTimeout(() => {
@@ -136,7 +143,7 @@ class Connection {
       if (this.inflight.size === 0) socket.destroy();
     });
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('drain', () => this.updateFlow());
+    socket.on('drain', () => this.afterReply());
     socket.on('error', () => socket.destroy());
     socket.on('close', () => {
       this.closing = true;
@@ -160,7 +167,7 @@ class Connection {
     if (frames.length === 0) return;
     this.cork();
     for (const body of frames) {
-      if (this.inflight.size >= this.limits.maxInflightPerConnection) this.queued.push(body);
+      if (this.queued.length > 0 || !this.canStart()) this.queued.push(body);
       else this.handle(body);
     }
     this.updateFlow();
@@ -188,9 +195,15 @@ class Connection {
     }
   }
 
+  /** Under the in-flight limit, and the answers already waiting fit the write budget. */
+  private canStart(): boolean {
+    return this.inflight.size < this.limits.maxInflightPerConnection && this.socket.writableLength < WRITE_BUDGET_BYTES;
+  }
+
   private afterReply(): void {
+    if (this.draining || this.closing) return;
     this.cork();
-    while (this.queued.length > 0 && this.inflight.size < this.limits.maxInflightPerConnection) {
+    while (this.queued.length > 0 && this.canStart()) {
       this.handle(this.queued.shift() as Buffer);
     }
     this.updateFlow();
@@ -209,7 +222,14 @@ class Connection {
     this.socket.cork();
     process.nextTick(() => {
       this.corked = false;
-      this.pipeline.flushAudit();
+      try {
+        this.pipeline.flushAudit();
+      } catch {
+        // The audit lines of these answers are not on disk: they must not leave. Cut the connection.
+        this.closing = true;
+        this.socket.destroy();
+        return;
+      }
       this.socket.uncork();
     });
   }
@@ -218,7 +238,7 @@ class Connection {
   private updateFlow(): void {
     if (this.closing || this.draining) return;
     const full = this.queued.length > 0 || this.inflight.size >= this.limits.maxInflightPerConnection;
-    const backlogged = this.socket.writableNeedDrain;
+    const backlogged = this.socket.writableNeedDrain || this.socket.writableLength >= WRITE_BUDGET_BYTES;
     if ((full || backlogged) && !this.readPaused) {
       this.readPaused = true;
       this.socket.pause();
@@ -243,9 +263,12 @@ class Connection {
     this.queued.length = 0;
   }
 
-  /** Answers whatever is still in flight with Busy, then closes. */
-  close(message: string): void {
-    for (const id of this.inflight) this.socket.write(encodeError(id, 'Busy', message));
+  /**
+   * Answers whatever is still in flight (started, outcome unknown) with BackendUnavailable, then
+   * closes. Requests never started were answered Busy by stopReading().
+   */
+  close(): void {
+    for (const id of this.inflight) this.socket.write(encodeError(id, 'BackendUnavailable', OUTCOME_UNKNOWN));
     this.inflight.clear();
     this.closing = true;
     // Half-close after the answers, then keep reading (and discarding) until the peer closes: a

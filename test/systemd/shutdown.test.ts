@@ -1,6 +1,7 @@
 // SIGTERM under load, the way systemd stops the service: several connections keep many pipelined
 // generate_data_key requests in flight; SIGTERM lands mid-stream. Every request the daemon read gets
-// an answer — ok, or Busy "shutting down" — before its connection closes; requests it never read
+// an answer — ok, Busy "shutting down" (never started), or BackendUnavailable (started, outcome
+// unknown at the drain deadline) — before its connection closes; requests it never read
 // are exactly the tail of what a connection sent (nothing read is dropped); the audit log verifies;
 // the exit status is 0. No timing assertions: the signal goes out after a number of answers.
 import { readFileSync } from 'node:fs';
@@ -116,8 +117,9 @@ describe('SIGTERM with requests in flight', () => {
           }
         } else {
           busy += 1;
-          expect(f.value.error, `id ${id}`).toMatchObject({ code: 'Busy' });
-          expect(f.value.error.message).toMatch(/shutting down/);
+          // Busy: read but never started. BackendUnavailable: started, still running at the drain deadline.
+          expect(['Busy', 'BackendUnavailable'], `id ${id}`).toContain(f.value.error.code);
+          expect(f.value.error.message).toMatch(f.value.error.code === 'Busy' ? /shutting down/ : /shut down before this request finished/);
         }
       }
       // Whatever went unanswered was never read: a suffix of the sending order.
