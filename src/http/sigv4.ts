@@ -65,9 +65,11 @@ export interface ParsedAuthorization {
 }
 
 function header(headers: IncomingHttpHeaders, name: string): string | undefined {
+  // Own properties only: "constructor" or "toString" must not look like headers that were sent.
+  if (!Object.hasOwn(headers, name)) return undefined;
   const v = headers[name];
-  if (v === undefined) return undefined;
-  return Array.isArray(v) ? v.join(',') : v;
+  if (typeof v === 'string') return v;
+  return Array.isArray(v) ? v.join(',') : undefined;
 }
 
 /**

@@ -141,6 +141,12 @@ export class VaultKvKeystore implements Keystore {
       } catch (err) {
         if (!(err instanceof CasMismatch)) throw err;
         const current = await this.read(record.keyId);
+        // A retried write whose first attempt landed (its answer was lost) finds its own record.
+        if (current !== undefined && !current.tombstone && current.version === 1 && canonicalJson(current.data) === canonicalJson(data)) {
+          this.known.set(record.keyId, 1);
+          await this.bumpGeneration(record.keyId);
+          return { ...cloneRecord(record), revision: 1 };
+        }
         if (current === undefined || !current.tombstone) throw new RevisionConflict(record.keyId, 0, current?.version);
         // The id was removed but its tombstone is still there: the new key follows it.
         try {
@@ -190,12 +196,10 @@ export class VaultKvKeystore implements Keystore {
         // Another host purged it first: the key is gone either way.
         if (current !== undefined && !current.tombstone) throw new RevisionConflict(keyId, expectedRevision, current.version);
       }
-      try {
-        await this.client.delete(this.metadataPath(keyId));
-      } catch (err) {
-        // The tombstone already hides the key; a later purge or an operator removes the rest.
-        this.log?.warn({ key_id: keyId, err: (err as Error).message }, 'key record tombstoned, but deleting its KV metadata failed');
-      }
+      // The tombstone stays as the latest version: deleting the metadata would reset KV versions
+      // (revisions would repeat, so a stale host's check-and-set could hit a re-created key) and an
+      // unconditional delete could erase a key another host re-created meanwhile. What remains is
+      // wrapped material, useless without the Transit key.
       this.known.delete(keyId);
       await this.bumpGeneration(keyId);
     });
@@ -287,10 +291,14 @@ export class VaultKvKeystore implements Keystore {
   }
 
   private async scan(): Promise<void> {
+    // Only keys known before the LIST, and not written since, can be missing from it for real: one
+    // this host created while the LIST ran is simply newer than the answer.
+    const before = new Map(this.known);
     const ids = await this.listKeyIds();
     const listed = new Set(ids);
     for (const keyId of [...this.known.keys()]) {
-      if (!listed.has(keyId) && !this.inflight.has(keyId)) {
+      const unchanged = before.has(keyId) && before.get(keyId) === this.known.get(keyId);
+      if (!listed.has(keyId) && unchanged && !this.inflight.has(keyId)) {
         this.known.delete(keyId);
         this.emit(keyId, undefined);
       }
