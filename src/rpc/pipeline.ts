@@ -69,6 +69,15 @@ export class Pipeline {
     }
   }
 
+  /** A request refused before it reached the op table (malformed envelope, repeated id): audited too. */
+  auditRefusal(op: string, caller: Caller, transport: AuditEvent['transport'], errorCode: string): void {
+    try {
+      this.audit.record({ op, transport, caller, claimed: undefined, outcome: 'failure', errorCode, durationUs: 0 });
+    } catch (err) {
+      this.logger?.error({ err: (err as Error).message, op }, 'audit write failed');
+    }
+  }
+
   /** Swaps the policy (SIGHUP) without touching connections or requests in flight. */
   setAuthorizer(authorizer: Authorizer): void {
     this.authorizer = authorizer;

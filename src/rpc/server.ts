@@ -174,25 +174,41 @@ class Connection {
   }
 
   private handle(body: Buffer): void {
-    let id = 0;
+    let value: unknown;
     try {
-      const request = validateRequest(decodeMessage(body));
-      id = request.id;
-      if (this.inflight.has(id)) {
-        this.write(encodeError(id, 'InvalidRequest', `request id ${id} is already in flight on this connection`));
-        return;
-      }
-      this.inflight.add(id);
-      this.pipeline.run(request.op, request.args, this.caller, request.ctx, 'socket', (error, result) => {
-        if (!this.inflight.delete(id)) return; // already failed by shutdown
-        this.write(error === null ? encodeOk(id, result) : encodeError(id, error.code, error.message));
-        if (this.queued.length > 0 || this.readPaused) this.afterReply();
-      });
+      value = decodeMessage(body);
     } catch (err) {
-      const requestId = err instanceof ProtocolError ? err.id : id;
-      const message = err instanceof ProtocolError || err instanceof KmsError ? err.message : 'malformed request';
-      this.write(encodeError(requestId, 'InvalidRequest', message));
+      // Not a MessagePack value we accept: there is no request to record, only an answer to give.
+      this.write(encodeError(0, 'InvalidRequest', err instanceof KmsError ? err.message : 'malformed request'));
+      return;
     }
+    let request: ReturnType<typeof validateRequest>;
+    try {
+      request = validateRequest(value);
+    } catch (err) {
+      // A readable value that is not a valid request: refused, and recorded like any refusal.
+      const message = err instanceof KmsError ? err.message : 'malformed request';
+      this.refuse(value, err instanceof ProtocolError ? err.id : 0, message);
+      return;
+    }
+    const id = request.id;
+    if (this.inflight.has(id)) {
+      this.refuse(value, id, `request id ${id} is already in flight on this connection`);
+      return;
+    }
+    this.inflight.add(id);
+    this.pipeline.run(request.op, request.args, this.caller, request.ctx, 'socket', (error, result) => {
+      if (!this.inflight.delete(id)) return; // already failed by shutdown
+      this.write(error === null ? encodeOk(id, result) : encodeError(id, error.code, error.message));
+      if (this.queued.length > 0 || this.readPaused) this.afterReply();
+    });
+  }
+
+  /** Answers InvalidRequest and writes the refusal to the audit log (op as claimed, if any). */
+  private refuse(value: unknown, id: number, message: string): void {
+    const op = (value as { op?: unknown } | null)?.op;
+    this.pipeline.auditRefusal(typeof op === 'string' ? op.slice(0, 64) : '(invalid)', this.caller, 'socket', 'InvalidRequest');
+    this.write(encodeError(id, 'InvalidRequest', message));
   }
 
   /** Under the in-flight limit, and the answers already waiting fit the write budget. */
