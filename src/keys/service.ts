@@ -23,6 +23,8 @@ const MAINTENANCE_INTERVAL_MS = 60_000;
 const CAS_ATTEMPTS = 5;
 /** A shared keystore is asked about a key a ciphertext names but this host does not know at most this often. */
 const REMOTE_FETCH_INTERVAL_MS = 1000;
+/** …and at most this many such reads per second in all, so random key ids cannot flood the keystore. */
+const REMOTE_FETCHES_PER_SECOND = 50;
 /** One message for every way a ciphertext can fail, so failures are no oracle. */
 const INVALID_CIPHERTEXT = 'ciphertext does not authenticate (malformed, tampered with, or wrong context)';
 
@@ -63,6 +65,8 @@ export class KeyService {
   private readonly tokenRotations = new Map<string, Promise<void>>();
   private evicting = false;
   private readonly remoteFetches = new Map<string, { at: number; pending: Promise<void> | null }>();
+  /** Remote lookups in the current clock second (the clock ticks once a second). */
+  private remoteBudget = { second: 0, used: 0 };
 
   constructor(private readonly options: KeyServiceOptions) {
     this.now = options.now ?? Date.now;
@@ -399,6 +403,9 @@ export class KeyService {
     const seen = this.remoteFetches.get(keyId);
     if (seen?.pending != null) return seen.pending;
     if (seen !== undefined && this.clock - seen.at < REMOTE_FETCH_INTERVAL_MS) return null;
+    if (this.remoteBudget.second !== this.clock) this.remoteBudget = { second: this.clock, used: 0 };
+    if (this.remoteBudget.used >= REMOTE_FETCHES_PER_SECOND) return null; // the usual answer follows
+    this.remoteBudget.used += 1;
     if (this.remoteFetches.size >= 4096) this.remoteFetches.clear();
     const fetch: { at: number; pending: Promise<void> | null } = { at: this.clock, pending: null };
     this.remoteFetches.set(keyId, fetch);
