@@ -251,10 +251,20 @@ export class AdminHttpServer {
       return;
     }
     let finished = false;
+    /** Set once the operation is in the pipeline: from then on it records its own outcome. */
+    let opStarted = false;
     const timer = setTimeout(() => {
       if (finished || res.headersSent) return;
       finished = true;
-      refuse(route, new KmsError('BackendUnavailable', `no answer within ${route.timeoutMs} ms`), undefined, { Connection: 'close' });
+      if (!opStarted) {
+        refuse(route, new KmsError('BackendUnavailable', `no answer within ${route.timeoutMs} ms`), undefined, { Connection: 'close' });
+        return;
+      }
+      // The operation runs on and its audit line will say how it ended; this answer must not claim
+      // that it failed, nor write a second, contradicting line.
+      this.writeError(res, new KmsError('BackendUnavailable',
+        `no answer within ${route.timeoutMs} ms; the operation is still running and may take effect: check its status before retrying`),
+        { Connection: 'close' });
     }, route.timeoutMs);
     timer.unref();
     const done = (): boolean => {
@@ -322,6 +332,7 @@ export class AdminHttpServer {
     // 5. the pipeline, 6. the answer
     const run = (op: OpName, a: Record<string, unknown>): Promise<unknown> =>
       new Promise((resolve, reject) => {
+        opStarted = true;
         this.options.pipeline.run(op, a, caller, claimed, 'http', (error, result) => (error === null ? resolve(result) : reject(error)));
       });
     let answer: RouteAnswer;
