@@ -4,7 +4,8 @@
 import { connect } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { pack, unpack } from 'msgpackr';
+import { unpack } from 'msgpackr';
+import { request } from './wire.js';
 import { assertBuilt, cleanupTempDirs, killAllDaemons, startDaemon } from '../helpers/daemon.js';
 import { KmsClient } from '../../src/rpc/client.js';
 
@@ -16,14 +17,6 @@ afterAll(async () => {
 
 function rssMiB(pid: number): number {
   return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]) / 1024;
-}
-
-function frame(value: unknown): Buffer {
-  const body = pack(value);
-  const out = Buffer.alloc(4 + body.length);
-  out.writeUInt32BE(body.length, 0);
-  body.copy(out, 4);
-  return out;
 }
 
 describe('write budget per connection', () => {
@@ -39,7 +32,7 @@ describe('write budget per connection', () => {
     const socket = connect(d.socketPath);
     await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
     socket.pause(); // read nothing yet
-    const frames = Array.from({ length: N }, (_, i) => frame({ id: i + 1, op: 'generate_data_key_batch', args: { key_id: 'bp', count: 1024 } }));
+    const frames = Array.from({ length: N }, (_, i) => request(i + 1, 'generate_data_key_batch', { key_id: 'bp', count: 1024 }));
     socket.write(Buffer.concat(frames));
     await new Promise((r) => setTimeout(r, 1500));
     const during = rssMiB(d.pid);

@@ -4,7 +4,8 @@ import { connect } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { pack, unpack } from 'msgpackr';
+import { unpack } from 'msgpackr';
+import { frame, mp } from './wire.js';
 import { assertBuilt, cleanupTempDirs, killAllDaemons, startDaemon } from '../helpers/daemon.js';
 
 beforeAll(() => assertBuilt());
@@ -13,14 +14,6 @@ afterAll(async () => {
   cleanupTempDirs();
 });
 
-function frame(value: unknown): Buffer {
-  const body = pack(value);
-  const out = Buffer.alloc(4 + body.length);
-  out.writeUInt32BE(body.length, 0);
-  body.copy(out, 4);
-  return out;
-}
-
 describe('refusals before the op table are audited', () => {
   it('an unknown top-level field is answered InvalidRequest with its id and recorded with the claimed op', async () => {
     const d = await startDaemon();
@@ -28,7 +21,7 @@ describe('refusals before the op table are audited', () => {
     await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
     const answer = await new Promise<{ id: number; ok: boolean; error: { code: string } }>((resolve) => {
       socket.once('data', (chunk: Buffer) => resolve(unpack(chunk.subarray(4)) as { id: number; ok: boolean; error: { code: string } }));
-      socket.write(frame({ id: 77, op: 'describe_key', args: { key_id: 'x' }, sneaky: true }));
+      socket.write(frame(mp({ id: 77, op: 'describe_key', args: { key_id: 'x' }, sneaky: true })));
     });
     socket.destroy();
     expect(answer).toMatchObject({ id: 77, ok: false, error: { code: 'InvalidRequest' } });
