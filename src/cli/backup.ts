@@ -21,7 +21,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import type { KeyRecord, KeyState } from '../keystore/types.js';
-import { KEY_ID_PATTERN } from '../keys/validation.js';
+import { KEY_ID_PATTERN, checkTags } from '../keys/validation.js';
 
 export const BACKUP_FORMAT = 'rustfs-kms-key-backup';
 export const BACKUP_VERSION = 1;
@@ -173,7 +173,7 @@ export function parseBackup(text: string, source: string): KeyBackup {
     throw new BackupError(`${source} is backup format version ${JSON.stringify(value.version)}; this rustfs-kms reads version ${BACKUP_VERSION}`);
   }
   if (!Array.isArray(value.records)) throw new BackupError(`${source}: records must be a list`);
-  const records = value.records.map((r, i) => checkRecord(r, `${source}: records[${i}]`));
+  const records = value.records.map((r, i) => checkRestorable(r, `${source}: records[${i}]`));
   if (typeof value.records_sha256 !== 'string' || value.records_sha256 !== recordsDigest(records)) {
     throw new BackupError(`${source}: records_sha256 does not match the records; the file is truncated or was edited`);
   }
@@ -401,6 +401,17 @@ function checkRecord(value: unknown, what: string): KeyRecord {
     fail('currentVersion', `one of the versions listed (${(rec.versions as KeyRecord['versions']).map((v) => v.version).join(', ')})`);
   }
   return value as KeyRecord;
+}
+
+/** A backup record to write: its shape, and tags by the rules every other way in applies. */
+function checkRestorable(value: unknown, what: string): KeyRecord {
+  const record = checkRecord(value, what);
+  try {
+    checkTags(record.tags);
+  } catch (err) {
+    throw new BackupError(`${what} (key ${record.keyId}): ${(err as Error).message}`);
+  }
+  return record;
 }
 
 function rootRefs(records: KeyRecord[]): string[] {

@@ -10,7 +10,7 @@ import { keyMaterialAad, type RootOfTrust, type TokenKeys } from '../roots/types
 import { RevisionConflict, type KeyRecord, type KeyVersionRecord, type Keystore } from '../keystore/types.js';
 import {
   BATCH_COUNT, DATA_KEY_BYTES, KEY_ID_PATTERN, LIST_LIMIT, PENDING_DAYS, ROTATION_PERIOD_DAYS,
-  assertDescription, assertIntegerIn, assertKeyId, assertPlaintext, assertTags,
+  assertDescription, assertIntegerIn, assertKeyId, assertPlaintext, checkTags, emptyTags, storedTags,
 } from './validation.js';
 import type {
   CreateKeyOptions, DataKeyBatchResult, DataKeyOptions, DataKeyResult, KeyInfo, ListKeysOptions,
@@ -88,7 +88,7 @@ export class KeyService {
     await keystore.open();
     for (const keyId of await keystore.listIds()) {
       const record = await keystore.get(keyId);
-      if (record !== undefined) this.entries.set(keyId, newEntry(record, this.clock));
+      if (record !== undefined) this.entries.set(keyId, newEntry(this.admit(record), this.clock));
     }
     await this.verifyRoot();
     keystore.watch?.((keyId, record) => this.applyRemote(keyId, record));
@@ -129,9 +129,8 @@ export class KeyService {
   async createKey(keyId: string, options: CreateKeyOptions = {}): Promise<KeyInfo> {
     assertKeyId(keyId);
     const description = options.description ?? '';
-    const tags = options.tags ?? {};
+    const tags = options.tags === undefined ? emptyTags() : checkTags(options.tags);
     assertDescription(description);
-    assertTags(tags);
     if (options.rotationPeriodDays !== undefined) {
       assertIntegerIn(options.rotationPeriodDays, 'rotation_period_days', ROTATION_PERIOD_DAYS.min, ROTATION_PERIOD_DAYS.max);
     }
@@ -140,7 +139,7 @@ export class KeyService {
       const now = this.now();
       const { slot, version } = await this.newVersion(keyId, 1, now);
       const record: KeyRecord = {
-        keyId, state: 'Enabled', origin: this.options.root.origin, description, tags: { ...tags },
+        keyId, state: 'Enabled', origin: this.options.root.origin, description, tags,
         createdAt: now, currentVersion: 1, versions: [version], revision: 0,
         ...(options.rotationPeriodDays !== undefined ? { rotationPeriodDays: options.rotationPeriodDays } : {}),
       };
@@ -381,7 +380,7 @@ export class KeyService {
       return;
     }
     if (entry === undefined) {
-      this.entries.set(keyId, newEntry(record, this.clock));
+      this.entries.set(keyId, newEntry(this.admit(record), this.clock));
       this.sortedIds = null;
       return;
     }
@@ -563,7 +562,7 @@ export class KeyService {
     return this.serialized(keyId, async () => {
       const entry = this.entry(keyId);
       for (let attempt = 1; ; attempt++) {
-        const updated = { ...entry.record, tags: { ...entry.record.tags } };
+        const updated = { ...entry.record, tags: Object.assign(emptyTags(), entry.record.tags) };
         change(updated);
         try {
           const stored = await this.options.keystore.update(updated, entry.record.revision);
@@ -588,7 +587,20 @@ export class KeyService {
 
   private replaceRecord(entry: Entry, record: KeyRecord): void {
     if (record.currentVersion !== entry.record.currentVersion) entry.header = null;
-    entry.record = record;
+    entry.record = this.admit(record);
+  }
+
+  /**
+   * A record read from the keystore keeps only tags that pass the rules every way in applies: one
+   * written before those rules, or by a hostile host sharing the keystore, stays usable, and the
+   * dropped tags are logged (the stored record loses them at its next write).
+   */
+  private admit(record: KeyRecord): KeyRecord {
+    const { tags, dropped } = storedTags(record.tags);
+    if (dropped.length > 0) {
+      this.options.logger?.warn({ key_id: record.keyId, dropped_tags: dropped }, 'key record has tags that break the tag rules; ignoring them');
+    }
+    return { ...record, tags };
   }
 
   private dropEntry(keyId: string): void {
@@ -865,7 +877,7 @@ export function keyInfo(record: KeyRecord): KeyInfo {
     origin: record.origin,
     createdAt: record.createdAt,
     description: record.description,
-    tags: { ...record.tags },
+    tags: Object.assign(emptyTags(), record.tags),
   };
   if (record.rotatedAt !== undefined) info.rotatedAt = record.rotatedAt;
   if (record.deletionDate !== undefined) info.deletionDate = record.deletionDate;

@@ -38,19 +38,74 @@ export function assertDescription(description: string): void {
   }
 }
 
-export function assertTags(tags: Record<string, string>): void {
-  const keys = Object.keys(tags);
-  if (keys.length > TAG_LIMITS.maxPairs) {
-    throw new KmsError('InvalidRequest', `tags has ${keys.length} entries; the limit is ${TAG_LIMITS.maxPairs}`);
+/** A tag map: null-prototype, so no tag name can reach Object.prototype. */
+export type Tags = Record<string, string>;
+
+export const TAG_KEY_PATTERN = /^[A-Za-z0-9._:/=+@-]{1,128}$/;
+// Names that break plain-object handling (prototype pollution, the MessagePack encoder's refusal).
+const RESERVED_TAG_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype']);
+
+export function emptyTags(): Tags {
+  return Object.create(null) as Tags;
+}
+
+/** Why one tag breaks DESIGN §4's rules, or undefined when it is fine. */
+export function tagProblem(key: string, value: unknown): string | undefined {
+  const shown = JSON.stringify(key.slice(0, 64)) + (key.length > 64 ? '…' : '');
+  if (RESERVED_TAG_KEYS.has(key)) return `tag key ${shown} is reserved (__proto__, constructor and prototype are never tag keys)`;
+  if (!TAG_KEY_PATTERN.test(key)) {
+    return `tag key ${shown} is not 1 to ${TAG_LIMITS.maxKeyBytes} characters of A-Z a-z 0-9 . _ : / = + @ -`;
   }
-  for (const key of keys) {
-    const value = tags[key];
-    if (typeof value !== 'string') throw new KmsError('InvalidRequest', `tag "${key.slice(0, 64)}" must have a string value`);
-    if (Buffer.byteLength(key) > TAG_LIMITS.maxKeyBytes) {
-      throw new KmsError('InvalidRequest', `tag key "${key.slice(0, 64)}" is longer than ${TAG_LIMITS.maxKeyBytes} bytes`);
-    }
-    if (Buffer.byteLength(value) > TAG_LIMITS.maxValueBytes) {
-      throw new KmsError('InvalidRequest', `tag "${key.slice(0, 64)}" has a value longer than ${TAG_LIMITS.maxValueBytes} bytes`);
-    }
+  if (typeof value !== 'string') return `tag ${shown} must have a string value`;
+  const chars = [...value].length;
+  if (chars > TAG_LIMITS.maxValueBytes) return `tag ${shown} has a value of ${chars} characters; the limit is ${TAG_LIMITS.maxValueBytes}`;
+  return undefined;
+}
+
+function ownEntries(tags: object): Array<[string, unknown]> {
+  return Object.keys(tags).map((k) => [k, (tags as Record<string, unknown>)[k]]);
+}
+
+/**
+ * Tags from a caller (socket, HTTP, library, restore): a null-prototype copy, or InvalidRequest
+ * naming the first tag that breaks the rules. The one check every way in uses.
+ */
+export function checkTags(tags: unknown): Tags {
+  if (typeof tags !== 'object' || tags === null || Array.isArray(tags) || tags instanceof Uint8Array) {
+    throw new KmsError('InvalidRequest', 'tags must be a map of string to string');
   }
+  const entries = ownEntries(tags);
+  if (entries.length > TAG_LIMITS.maxPairs) {
+    throw new KmsError('InvalidRequest', `tags has ${entries.length} entries; the limit is ${TAG_LIMITS.maxPairs}`);
+  }
+  const out = emptyTags();
+  for (const [key, value] of entries) {
+    const problem = tagProblem(key, value);
+    if (problem !== undefined) throw new KmsError('InvalidRequest', problem);
+    out[key] = value as string;
+  }
+  return out;
+}
+
+/**
+ * Tags read back from a keystore (written before this check existed, or by a hostile host sharing
+ * the keystore): the valid ones as a null-prototype map, and why each other one was dropped. The key
+ * itself stays usable; a bad tag is metadata, never a reason to lose access to key material.
+ */
+export function storedTags(raw: unknown): { tags: Tags; dropped: string[] } {
+  const tags = emptyTags();
+  if (raw === undefined || raw === null) return { tags, dropped: [] };
+  if (typeof raw !== 'object' || Array.isArray(raw)) return { tags, dropped: ['tags is not a map'] };
+  const dropped: string[] = [];
+  let kept = 0;
+  for (const [key, value] of ownEntries(raw)) {
+    const problem = tagProblem(key, value) ?? (kept >= TAG_LIMITS.maxPairs ? `tag ${JSON.stringify(key)} is beyond the limit of ${TAG_LIMITS.maxPairs} tags` : undefined);
+    if (problem !== undefined) {
+      dropped.push(problem);
+      continue;
+    }
+    tags[key] = value as string;
+    kept++;
+  }
+  return { tags, dropped };
 }

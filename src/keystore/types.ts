@@ -64,7 +64,12 @@ export interface Keystore {
 export function cloneRecord(record: KeyRecord): KeyRecord {
   return {
     ...record,
-    tags: { ...record.tags },
+    tags: copyTags(record.tags),
     versions: record.versions.map((v) => ({ ...v })),
   };
+}
+
+/** Tags live in null-prototype maps: a stored name such as "__proto__" stays plain data. */
+export function copyTags(tags: Record<string, string>): Record<string, string> {
+  return Object.assign(Object.create(null) as Record<string, string>, tags);
 }

@@ -12,7 +12,7 @@
 //   other tools) lists <prefix>/, reads each secret's current_version and re-reads what changed.
 //   Changes are reported through watch().
 import { hostname } from 'node:os';
-import { type KeyOrigin, type KeyRecord, type KeyState, type Keystore, RevisionConflict, cloneRecord } from './types.js';
+import { type KeyOrigin, type KeyRecord, type KeyState, type Keystore, RevisionConflict, cloneRecord, copyTags } from './types.js';
 import {
   VaultResponseError, objectAt, vaultKmsError, type CallOptions, type VaultClient, type VaultLogger,
 } from '../vault/client.js';
@@ -457,7 +457,7 @@ function encodeRecord(r: KeyRecord): Record<string, unknown> {
     state: r.state,
     origin: r.origin,
     description: r.description,
-    tags: { ...r.tags },
+    tags: copyTags(r.tags),
     created_at: r.createdAt,
     ...(r.rotatedAt !== undefined ? { rotated_at: r.rotatedAt } : {}),
     ...(r.deletionDate !== undefined ? { deletion_date: r.deletionDate } : {}),
@@ -482,12 +482,12 @@ function decodeRecord(d: Record<string, unknown>, revision: number, where: strin
   const origin = str('origin');
   if (!ORIGINS.has(origin)) bad(`origin ${JSON.stringify(origin)}`);
   const tagsRaw = d.tags;
-  const tags: Record<string, string> = {};
+  // Names are not judged here: the key service keeps the valid tags and logs the rest.
+  const tags: Record<string, string> = copyTags({});
   if (tagsRaw !== undefined && tagsRaw !== null) {
     if (typeof tagsRaw !== 'object' || Array.isArray(tagsRaw)) bad('tags is not a map');
     for (const [k, v] of Object.entries(tagsRaw as Record<string, unknown>)) {
-      if (typeof v !== 'string') bad(`tag ${k} is not a string`);
-      tags[k] = v as string;
+      tags[k] = v as string; // a non-string value is dropped by the key service, with the others
     }
   }
   if (!Array.isArray(d.versions) || d.versions.length === 0) bad('versions is not a non-empty list');
