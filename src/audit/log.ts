@@ -72,10 +72,10 @@ export class AuditLog implements AuditSink {
     this.append(formatEvent(this.seq, Date.now(), event));
   }
 
-  lifecycle(op: string, detail: Record<string, string | number>): void {
+  lifecycle(op: string, detail: Record<string, string | number>, outcome: 'success' | 'failure' = 'success'): void {
     if (this.broken !== null) throw this.broken;
     this.seq += 1;
-    this.append(formatLifecycle(this.seq, Date.now(), op, detail));
+    this.append(formatLifecycle(this.seq, Date.now(), op, detail, outcome));
   }
 
   /**

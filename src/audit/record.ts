@@ -38,6 +38,8 @@ export function formatEvent(seq: number, time: number, event: AuditEvent): strin
 }
 
 /** Daemon lifecycle lines (start, reload, stop) share the chain with operations. */
-export function formatLifecycle(seq: number, time: number, op: string, detail: Record<string, string | number>): string {
-  return `{"seq":${seq},"time":${time},"op":${JSON.stringify(op)},"transport":"daemon","detail":${JSON.stringify(detail)},"outcome":"success"`;
+export function formatLifecycle(
+  seq: number, time: number, op: string, detail: Record<string, string | number>, outcome: 'success' | 'failure' = 'success',
+): string {
+  return `{"seq":${seq},"time":${time},"op":${JSON.stringify(op)},"transport":"daemon","detail":${JSON.stringify(detail)},"outcome":"${outcome}"`;
 }

@@ -19,7 +19,9 @@ import { LIST_LIMIT_MAX, BATCH_COUNT, MAX_PLAINTEXT_BYTES } from '../rpc/protoco
 import { VERSION } from '../package-info.js';
 import type { DaemonConfig } from './config.js';
 import { createLogger, type Logger } from './logger.js';
-import { applySocketPermissions, prepareSocketPath } from './socket.js';
+import {
+  applySocketPermissions, createdSocket, prepareSocketPath, removeCreatedSocket, resolveSocketGroup, type CreatedSocket,
+} from './socket.js';
 // Backends and the admin HTTP API are imported when configured: most hosts never load them.
 import type { AdminHttpServer } from '../http/index.js';
 
@@ -58,9 +60,12 @@ export async function startDaemon(config: DaemonConfig, options: StartOptions): 
   const lockFd = lockStateDir(config.stateDir);
   let service: KeyService | undefined;
   let audit: AuditLog | undefined;
+  let listening: SocketServer | undefined;
+  let socketFile: CreatedSocket | undefined;
   try {
     audit = openAudit(config, logger);
-    audit.lifecycle('daemon_start', { version: VERSION, pid: process.pid });
+    // Checked before anything is created: a refusal here leaves no socket behind.
+    const configuredGid = options.listenFd === undefined ? resolveSocketGroup(config.socket.group) : undefined;
     const root = await openRoot(config, logger);
     const keystore = await openKeystore(config);
     service = new KeyService({
@@ -98,6 +103,7 @@ export async function startDaemon(config: DaemonConfig, options: StartOptions): 
     let socketGid: number | undefined;
     if (options.listenFd !== undefined) {
       await server.listen({ fd: options.listenFd });
+      listening = server;
       socketGid = options.listenGid; // systemd made the socket (SocketGroup=); without this the group rule was lost
     } else {
       await prepareSocketPath(config.socket.path, config.dev);
@@ -107,7 +113,9 @@ export async function startDaemon(config: DaemonConfig, options: StartOptions): 
       } finally {
         process.umask(previous);
       }
-      socketGid = applySocketPermissions(config.socket.path, config.socket.mode, config.socket.group);
+      listening = server;
+      socketFile = createdSocket(config.socket.path);
+      socketGid = applySocketPermissions(config.socket.path, config.socket.mode, configuredGid);
     }
     const policyFor = (c: DaemonConfig) =>
       c.policy !== undefined ? new Policy(c.policy) : withAdminAccessKey(Policy.defaults(process.getuid?.() ?? 0, socketGid), config.adminHttp?.accessKey);
@@ -123,13 +131,14 @@ export async function startDaemon(config: DaemonConfig, options: StartOptions): 
           ...(config.defaultKeyId !== undefined ? { defaultKeyId: config.defaultKeyId } : {}),
         });
       } catch (err) {
-        await server.shutdown(0);
         throw new StartupError(`admin HTTP API on ${config.adminHttp.listen}: ${(err as Error).message}`);
       }
     }
     // ---- end admin HTTP API ----
 
     const auditLog = audit;
+    // Written once start-up can no longer be refused: a refused start never reads as a success.
+    auditLog.lifecycle('daemon_start', { version: VERSION, pid: process.pid });
     const running: RunningDaemon = {
       config, service, server, pipeline, audit: auditLog,
       reload(next) {
@@ -152,10 +161,23 @@ export async function startDaemon(config: DaemonConfig, options: StartOptions): 
     };
     return running;
   } catch (err) {
+    if (listening !== undefined) await listening.shutdown(0).catch(() => undefined);
+    if (socketFile !== undefined) removeCreatedSocket(socketFile);
     if (service !== undefined) await service.close().catch(() => undefined);
+    if (audit !== undefined) auditRefusedStart(audit, err);
     if (audit !== undefined) await audit.close().catch(() => undefined);
     closeSync(lockFd);
     throw err;
+  }
+}
+
+/** The refused start's one line: outcome failure and the reason (messages never carry key material). */
+function auditRefusedStart(audit: AuditLog, err: unknown): void {
+  const reason = err instanceof Error ? err.message : String(err);
+  try {
+    audit.lifecycle('daemon_start', { version: VERSION, pid: process.pid, refused: reason.slice(0, 1024) }, 'failure');
+  } catch {
+    // the audit log itself is what failed; stderr carries the reason
   }
 }
 

@@ -58,14 +58,39 @@ function isLive(path: string): Promise<boolean> {
   });
 }
 
+/** The configured socket group as a gid, checked before anything is created. */
+export function resolveSocketGroup(group: string | undefined): number | undefined {
+  if (group === undefined) return undefined;
+  const gid = /^\d+$/.test(group) ? Number(group) : groupId(group);
+  if (gid === undefined) throw new SocketPathError(`socket group "${group}" does not exist`);
+  return gid;
+}
+
 /** Mode and group for a socket the daemon created itself (under umask 0177, so it starts 0600). */
-export function applySocketPermissions(path: string, mode: number, group: string | undefined): number | undefined {
-  let gid: number | undefined;
-  if (group !== undefined) {
-    gid = /^\d+$/.test(group) ? Number(group) : groupId(group);
-    if (gid === undefined) throw new SocketPathError(`socket group "${group}" does not exist`);
-    chownSync(path, -1, gid);
-  }
+export function applySocketPermissions(path: string, mode: number, gid: number | undefined): number {
+  if (gid !== undefined) chownSync(path, -1, gid);
   chmodSync(path, mode);
   return gid ?? statSync(path).gid;
+}
+
+/** Which file a bind created, so a failed start removes that socket and nothing that replaced it. */
+export interface CreatedSocket {
+  path: string;
+  dev: number;
+  ino: number;
+}
+
+export function createdSocket(path: string): CreatedSocket {
+  const st = lstatSync(path);
+  return { path, dev: st.dev, ino: st.ino };
+}
+
+/** Unlinks the socket a refused start created (the server's close may already have). */
+export function removeCreatedSocket(socket: CreatedSocket): void {
+  try {
+    const st = lstatSync(socket.path);
+    if (st.isSocket() && st.dev === socket.dev && st.ino === socket.ino) unlinkSync(socket.path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
 }
