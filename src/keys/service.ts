@@ -118,6 +118,14 @@ export class KeyService {
     return this.entries.size;
   }
 
+  /** How many keys `visible` accepts (all of them without it). */
+  countKeys(visible?: (keyId: string) => boolean): number {
+    if (visible === undefined) return this.entries.size;
+    let count = 0;
+    for (const keyId of this.entries.keys()) if (visible(keyId)) count++;
+    return count;
+  }
+
   get unwrappedVersions(): number {
     let count = 0;
     for (const entry of this.entries.values()) count += entry.slots.size;

@@ -211,11 +211,12 @@ const operations: Operation<never>[] = [
     action: 'status',
     parse: (args) => only('status', args, []),
     keys: () => [],
-    handle: (env) => ({
+    handle: (env, _a, scope) => ({
       root_type: env.service.root.type,
       keystore_type: env.service.keystore.type,
       endpoint: env.endpoint,
-      key_count: env.service.keyCount,
+      // A rule limited to some key globs sees only how many of those exist, not the total.
+      key_count: env.service.countKeys(scope.visible),
       uptime_ms: Date.now() - env.service.startedAt,
       limits: env.limits,
       ...(env.auditHead !== undefined ? { audit_head: (({ seq, hash }) => ({ seq, hash }))(env.auditHead()) } : {}),
