@@ -564,9 +564,12 @@ Napi::Value LockFile(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value HardenProcess(const Napi::CallbackInfo& info) {
-  CHECK((info.Length() >= 1 && info[0].IsBoolean()) || Throw(info.Env(), "lockAll must be a boolean"));
+  // An old caller asking for mlockall must hear it is gone, not get less than it asked for.
+  CHECK(info.Length() == 0 ||
+        Throw(info.Env(), "hardenProcess takes no arguments: mlockall was removed (V8's madvise(MADV_DONTNEED) "
+                          "fails with EINVAL on locked pages and V8 aborts); key slots are always locked"));
   std::string err;
-  CHECK(sys::HardenProcess(info[0].As<Napi::Boolean>().Value(), &err) || ThrowError(info.Env(), err));
+  CHECK(sys::HardenProcess(&err) || ThrowError(info.Env(), err));
   return info.Env().Undefined();
 }
 

@@ -56,7 +56,7 @@ bool GetPeerCredentials(int fd, PeerCredentials* out, std::string* err) {
 #endif
 }
 
-bool HardenProcess(bool lock_all, std::string* err) {
+bool HardenProcess(std::string* err) {
   if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
     *err = std::string("prctl(PR_SET_DUMPABLE, 0) failed: ") + strerror(errno);
     return false;
@@ -64,10 +64,6 @@ bool HardenProcess(bool lock_all, std::string* err) {
   struct rlimit none = {0, 0};
   if (setrlimit(RLIMIT_CORE, &none) != 0) {
     *err = std::string("setrlimit(RLIMIT_CORE, 0) failed: ") + strerror(errno);
-    return false;
-  }
-  if (lock_all && mlockall(MCL_CURRENT | MCL_FUTURE) != 0) {
-    *err = std::string("mlockall failed: ") + strerror(errno);
     return false;
   }
   return true;

@@ -19,8 +19,8 @@ struct PeerCredentials {
 // there is no fallback to this process's own identity.
 bool GetPeerCredentials(int fd, PeerCredentials* out, std::string* err);
 
-// prctl(PR_SET_DUMPABLE, 0) and RLIMIT_CORE = 0; optionally mlockall(MCL_CURRENT | MCL_FUTURE).
-bool HardenProcess(bool lock_all, std::string* err);
+// prctl(PR_SET_DUMPABLE, 0) and RLIMIT_CORE = 0. No mlockall: V8 aborts when madvise() fails on locked pages.
+bool HardenProcess(std::string* err);
 int Dumpable();
 
 // flock(LOCK_EX | LOCK_NB): false with *err when another process holds the lock.

@@ -120,7 +120,6 @@ export interface DaemonConfig {
   defaultKeyId?: string;
   timeoutSecs: number;
   retryAttempts: number;
-  hardening: { mlockall: boolean };
 }
 
 export interface CliOptions {
@@ -617,7 +616,6 @@ interface Layer {
   defaultKeyId?: string;
   timeoutSecs?: number;
   retryAttempts?: number;
-  hardening: { mlockall?: boolean };
   /** YAML path → the name to use in error messages (the YAML path itself, an env var or a flag). */
   origins: Map<string, string>;
 }
@@ -630,7 +628,6 @@ function emptyLayer(): Layer {
     cache: {},
     limits: {},
     audit: {},
-    hardening: {},
     origins: new Map(),
   };
 }
@@ -657,6 +654,10 @@ const TOP_KEYS = [
   'allow_unlocked_memory',
   'hardening',
 ] as const;
+
+const MLOCKALL_REMOVED =
+  'was removed: locking the whole process made V8 abort under light load (its madvise(MADV_DONTNEED) fails with ' +
+  'EINVAL on locked pages); key slots are always locked without it. Delete the setting (false is accepted)';
 
 const SECRET_HINT_TOKEN = 'token_file or the RUSTFS_KMS_VAULT_TOKEN environment variable (no secrets in the config file)';
 
@@ -777,8 +778,11 @@ function applyYaml(layer: Layer, doc: unknown, r: Reader): void {
   const policy = readPolicy(r, top.policy);
   if (policy) layer.policy = policy;
 
+  // hardening.mlockall was removed; false (what it always meant by default) is still read.
   const hardening = r.section('hardening', top.hardening, ['mlockall']);
-  if (hardening) put(layer.hardening, 'mlockall', r.bool('hardening.mlockall', hardening.mlockall));
+  if (hardening && r.bool('hardening.mlockall', hardening.mlockall) === true) {
+    r.failDetail('hardening.mlockall', 'false or nothing', MLOCKALL_REMOVED);
+  }
 }
 
 function readPkcs11(r: Reader, v: unknown): Pkcs11Config | undefined {
@@ -1226,7 +1230,6 @@ function finalize(layer: Layer, opts: FinalizeOptions): DaemonConfig {
     },
     timeoutSecs: layer.timeoutSecs ?? DEFAULTS.timeoutSecs,
     retryAttempts: layer.retryAttempts ?? DEFAULTS.retryAttempts,
-    hardening: { mlockall: layer.hardening.mlockall ?? false },
   };
   if (opts.configPath !== undefined) config.configPath = opts.configPath;
   if (group !== undefined) config.socket.group = group;

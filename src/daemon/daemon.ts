@@ -55,7 +55,7 @@ export interface StartOptions {
 export async function startDaemon(config: DaemonConfig, options: StartOptions): Promise<RunningDaemon> {
   const { logger } = options;
   native.setAllowUnlockedMemory(config.allowUnlockedMemory);
-  native.hardenProcess(config.hardening.mlockall);
+  native.hardenProcess();
   prepareStateDir(config);
   const lockFd = lockStateDir(config.stateDir);
   let service: KeyService | undefined;

@@ -92,8 +92,8 @@ export interface NativeBinding {
 
   /** SO_PEERCRED + SO_PEERGROUPS of a connected Unix socket; throws rather than guess. */
   peerCredentials(fd: number): PeerCredentials;
-  /** PR_SET_DUMPABLE 0, RLIMIT_CORE 0, and mlockall when lockAll. */
-  hardenProcess(lockAll: boolean): void;
+  /** PR_SET_DUMPABLE 0 and RLIMIT_CORE 0 (key slots are locked on their own; no mlockall, V8 aborts under it). */
+  hardenProcess(): void;
   dumpable(): number;
   sdNotify(socketPath: string, message: string): void;
 

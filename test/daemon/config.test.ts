@@ -89,7 +89,6 @@ describe('defaults', () => {
       audit: { path: '/var/log/rustfs-kms/audit.log', fsync: 'interval', fsyncIntervalMs: 1000, maxBytes: 104857600 },
       timeoutSecs: 30,
       retryAttempts: 3,
-      hardening: { mlockall: false },
     } satisfies DaemonConfig);
     expect(c.configPath).toBeUndefined();
     expect(c.policy).toBeUndefined();
@@ -264,7 +263,7 @@ allow_unlocked_memory: true
 default_key_id: rustfs-default
 timeout_secs: 12
 retry_attempts: 5
-hardening: { mlockall: true }
+hardening: { mlockall: false }
 socket: { path: /srv/kms/s.sock, mode: "0600", group: "1001" }
 root:
   type: vault-transit
@@ -329,7 +328,6 @@ policy:
       defaultKeyId: 'rustfs-default',
       timeoutSecs: 12,
       retryAttempts: 5,
-      hardening: { mlockall: true },
     } satisfies DaemonConfig);
   });
 
@@ -503,6 +501,7 @@ describe('bad values', () => {
     { name: 'audit max_bytes tiny', yaml: 'audit: { max_bytes: 10 }', field: 'audit.max_bytes', expect: /0 \(never rotate\)/ },
     { name: 'log level', yaml: 'log_level: verbose', field: 'log_level', expect: /one of fatal, error, warn, info, debug, trace/ },
     { name: 'mlockall yes', yaml: 'hardening: { mlockall: yes }', field: 'hardening.mlockall', expect: /true or false, got "yes"/ },
+    { name: 'mlockall true (removed)', yaml: 'hardening: { mlockall: true }', field: 'hardening.mlockall', expect: /was removed: .*madvise\(MADV_DONTNEED\)/ },
     { name: 'allow_unlocked_memory string', yaml: 'allow_unlocked_memory: "true"', field: 'allow_unlocked_memory', expect: /true or false/ },
     { name: 'unknown root type', yaml: 'root: { type: hsm }', field: 'root.type', expect: /one of local, pkcs11, vault-transit, got "hsm"/ },
     { name: 'unknown keystore type', yaml: 'keystore: { type: s3 }', field: 'keystore.type', expect: /one of file, vault-kv/ },

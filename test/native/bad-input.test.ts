@@ -334,9 +334,9 @@ const table: Entry[] = [
   },
   {
     fn: 'hardenProcess',
-    args: () => [false],
+    args: () => [],
     baseline: false,
-    bad: badBoolean(0, 'lockAll'),
+    bad: [bad(0, true, TypeError, /^hardenProcess takes no arguments: mlockall was removed/), bad(0, false, TypeError, /^hardenProcess takes no arguments/)],
   },
   {
     fn: 'sdNotify',

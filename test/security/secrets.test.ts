@@ -128,7 +128,7 @@ describe('key memory, seen from /proc', () => {
     }
     const locked = mappings.filter((m) => m.flags.includes('lo'));
     expect(locked.length).toBeGreaterThan(0);
-    // Without hardening.mlockall, everything locked is key memory, and all of it is dd + wf.
+    // No mlockall: everything locked is key memory, and all of it is dd + wf.
     for (const m of locked) expect(m.flags, m.range).toEqual(expect.arrayContaining(['lo', 'dd', 'wf']));
     const vmLck = Number(/VmLck:\s+(\d+) kB/.exec(status)?.[1]);
     expect(vmLck).toBeGreaterThan(0);

@@ -17,7 +17,7 @@ import { DAEMON_JS, assertBuilt, cleanEnv, cleanupTempDirs, makeTempDir, repoRoo
 import { exitWithin, haveCommand } from './helpers.js';
 
 const UNITS = join(repoRoot, 'systemd');
-const DROP_INS = ['network.conf', 'hsm.conf', 'mlockall.conf'];
+const DROP_INS = ['network.conf', 'hsm.conf'];
 const SHIPPED_EXEC = 'ExecStart=/usr/bin/rustfs-kmsd --config /etc/rustfs-kms/config.yaml';
 
 beforeAll(() => {
@@ -104,7 +104,7 @@ describe('systemd-analyze', () => {
     expect(report).toMatch(/✗ MemoryDenyWriteExecute=/); // deliberately off for V8's JIT
   });
 
-  it('the documented drop-ins (network for Vault/admin HTTP, HSM devices, mlockall) keep it at 2.0 or less', () => {
+  it('the documented drop-ins (network for Vault/admin HTTP, HSM devices) keep it at 2.0 or less', () => {
     const levels: Record<string, number> = {};
     for (const set of [...DROP_INS.map((d) => [d]), DROP_INS]) {
       const { level, report } = exposure(unitCopy(set).service);
@@ -300,9 +300,9 @@ describe('system call filter', () => {
     return set;
   }
 
-  it('allows what the addon needs (mlock, mlockall, madvise, flock, prctl, prlimit64) and denies @privileged/@resources', () => {
+  it('allows what the addon needs (mlock, madvise, flock, prctl, prlimit64) and denies @privileged/@resources', () => {
     const set = allowed();
-    for (const s of ['mlock', 'mlockall', 'munlock', 'madvise', 'flock', 'prctl', 'prlimit64', 'pkey_alloc', 'fchown', 'accept4', 'getsockopt']) {
+    for (const s of ['mlock', 'munlock', 'madvise', 'flock', 'prctl', 'prlimit64', 'pkey_alloc', 'fchown', 'accept4', 'getsockopt']) {
       expect(set.has(s), s).toBe(true);
     }
     for (const s of ['setuid', 'setrlimit', 'setpriority', 'mount', 'ptrace', 'init_module', 'reboot', 'settimeofday']) {
@@ -364,7 +364,7 @@ describe('system call filter', () => {
       const m = /^\d+\s+([a-z_0-9]+)\(/.exec(line);
       if (m) used.add(m[1] as string);
     }
-    expect(used.has('mlock') || used.has('mlockall')).toBe(true); // the trace saw the key slots being locked
+    expect(used.has('mlock')).toBe(true); // the trace saw the key slots being locked
     const set = allowed();
     const denied = [...used].filter((s) => !set.has(s)).sort();
     expect(denied, `system calls the unit's filter would refuse with EPERM: ${denied.join(', ')}`).toEqual([]);
