@@ -27,8 +27,10 @@ export class Boot {
 
   /** Boots; the directory (upper layers, units) lives under the checkout's .boot/, never in /tmp. */
   static start(name: string): Boot {
-    const dir = join(repoRoot, '.boot', `${name}-${process.pid}`);
-    mkdirSync(join(repoRoot, '.boot'), { recursive: true });
+    // KMS_BOOT_ROOT for checkouts where boot.sh cannot keep its layers (under /var, for one).
+    const root = process.env.KMS_BOOT_ROOT ?? join(repoRoot, '.boot');
+    const dir = join(root, `${name}-${process.pid}`);
+    mkdirSync(root, { recursive: true });
     const r = spawnSync('bash', [BOOT_SH, 'start', dir], { encoding: 'utf8', timeout: 60_000 });
     if (r.status !== 0) throw new Error(`boot.sh start failed (${r.status}): ${r.stderr}${r.stdout}`);
     return new Boot(dir, Number(r.stdout.trim()));
