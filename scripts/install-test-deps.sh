@@ -6,7 +6,9 @@
 #   softhsm2               a real PKCS#11 token for the pkcs11 root tests (module /usr/lib/softhsm/libsofthsm2.so)
 #   opensc                 pkcs11-tool: independent inspection of the token's objects in those tests
 #   systemd                test/systemd: systemd-analyze (verify, security, syscall-filter),
-#                          systemd-socket-activate, systemd-sysusers, systemd-tmpfiles (no running systemd needed)
+#                          systemd-socket-activate, systemd-sysusers, systemd-tmpfiles, and /lib/systemd/systemd
+#                          itself, booted as PID 1 in private namespaces by test/systemd/boot.sh (the host's
+#                          own init is never used)
 #   strace                 test/systemd: a daemon session's system calls against the unit's filter
 set -euo pipefail
 

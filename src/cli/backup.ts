@@ -22,6 +22,7 @@ import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import type { KeyRecord, KeyState } from '../keystore/types.js';
 import { KEY_ID_PATTERN, checkTags } from '../keys/validation.js';
+import { holderText, recordLockHolder } from '../daemon/lock-holder.js';
 
 export const BACKUP_FORMAT = 'rustfs-kms-key-backup';
 export const BACKUP_VERSION = 1;
@@ -215,10 +216,11 @@ export function restoreBackup(options: RestoreOptions): RestoreReport {
       options.lockFile(lockFd);
     } catch (err) {
       throw new BackupError(
-        `state directory ${stateDir} is in use by a running rustfs-kmsd (${lockPath}: ${(err as Error).message}); ` +
+        `state directory ${stateDir} is in use by a running rustfs-kmsd${holderText(lockFd)} (${lockPath}: ${(err as Error).message}); ` +
           'stop it first (systemctl stop rustfs-kms.service rustfs-kms.socket)',
       );
     }
+    recordLockHolder(lockFd);
     return restoreLocked(options, owner, dryRun);
   } finally {
     closeSync(lockFd);

@@ -22,6 +22,7 @@ import { createLogger, type Logger } from './logger.js';
 import {
   applySocketPermissions, createdSocket, prepareSocketPath, removeCreatedSocket, resolveSocketGroup, type CreatedSocket,
 } from './socket.js';
+import { holderText, recordLockHolder } from './lock-holder.js';
 // Backends and the admin HTTP API are imported when configured: most hosts never load them.
 import type { AdminHttpServer } from '../http/index.js';
 
@@ -227,9 +228,11 @@ function lockStateDir(stateDir: string): number {
   try {
     native.lockFile(fd);
   } catch (err) {
+    const holder = holderText(fd);
     closeSync(fd);
-    throw new StartupError(`state directory ${stateDir} is in use by another rustfs-kmsd (${path}: ${(err as Error).message})`);
+    throw new StartupError(`state directory ${stateDir} is in use by another rustfs-kmsd${holder} (${path}: ${(err as Error).message})`);
   }
+  recordLockHolder(fd);
   return fd;
 }
 

@@ -133,7 +133,8 @@ describe('what the units say', () => {
     expect(one('StateDirectory')).toBe('rustfs-kms');
     expect(one('StateDirectoryMode')).toBe('0700');
     expect(one('RuntimeDirectory')).toBe('rustfs-kms');
-    expect(one('ConfigurationDirectory')).toBe('rustfs-kms');
+    // Not ConfigurationDirectory=: it would mount /etc/rustfs-kms read-write in the sandbox.
+    expect(values(svc, 'ConfigurationDirectory')).toEqual([]);
     expect(one('LogsDirectory')).toBe('rustfs-kms');
     expect(one('LimitCORE')).toBe('0');
     expect(one('LimitMEMLOCK')).toMatch(/^(\d+[KMG]?|infinity)$/);
