@@ -61,6 +61,8 @@ export interface AdminHttpOptions {
 }
 
 const UNMATCHED = 'unmatched';
+/** Audit field (under claimed.extra) for the first 16 hex digits of the SHA-256 of an access key that failed verification. */
+export const UNVERIFIED_KEY_FIELD = 'unverified_access_key_sha256_16';
 const MAX_CLAIM_BYTES = 1024;
 
 /** Reads the SigV4 secret key: a private file (0600, ours), trailing newline stripped, never logged. */
@@ -403,8 +405,10 @@ export class AdminHttpServer {
       this.refuse(res, route, asKmsError(err, this.options.logger), anonymous(sourceIp), claimed, started);
       return;
     }
-    // The claimed access key is recorded as a claim: it was not verified.
-    const withKey: WireContext = err.accessKey !== undefined ? { ...claimed, principal: truncate(err.accessKey, 128) } : claimed;
+    // An unverified access key may be a secret typed in the wrong field: only its fingerprint is recorded.
+    const withKey: WireContext = err.accessKey !== undefined
+      ? { ...claimed, extra: { ...claimed.extra, [UNVERIFIED_KEY_FIELD]: accessKeyFingerprint(err.accessKey) } }
+      : claimed;
     this.refuse(res, route, new KmsError('AccessDenied', err.message), anonymous(sourceIp), withKey, started);
   }
 
@@ -435,6 +439,11 @@ export class AdminHttpServer {
   private count(route: Route | undefined, method: string, status: number): void {
     this.options.metrics?.httpRequest(route === undefined ? UNMATCHED : `/${route.prefix}/admin/v3${route.path}`, method, status);
   }
+}
+
+/** Enough to tell keys apart in the log, not enough to recover a secret pasted as an access key. */
+function accessKeyFingerprint(accessKey: string): string {
+  return sha256Hex(Buffer.from(accessKey, 'utf8')).slice(0, 16);
 }
 
 function anonymous(sourceIp: string | undefined): Caller {
