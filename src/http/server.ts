@@ -23,6 +23,8 @@ import {
   type AdminCredentials, type ParsedAuthorization, type RawQuery,
 } from './sigv4.js';
 import type { Logger as AdminHttpLogger } from '../logging.js';
+import type { Duplex } from 'node:stream';
+import { MALFORMED_AUDIT_INTERVAL_MS, auditMalformed, createMalformedAudit, flushMalformed, type MalformedAudit } from './malformed.js';
 
 export type { Logger as AdminHttpLogger } from '../logging.js';
 
@@ -126,10 +128,13 @@ export class AdminHttpServer {
   private readonly limits: AdminHttpLimits;
   private readonly env: RouteEnv;
   private boundAddress = '';
+  private readonly malformed: MalformedAudit;
+  private readonly malformedTimer: NodeJS.Timeout;
 
   private constructor(private readonly options: AdminHttpOptions) {
     this.limits = { ...DEFAULT_ADMIN_HTTP_LIMITS, ...(options.limits ?? {}) };
     this.verifier = new SigV4Verifier(options.credentials);
+    this.malformed = createMalformedAudit(options.audit, options.logger);
     this.env = {
       ...(options.metrics !== undefined ? { metrics: options.metrics } : {}),
       ...(options.defaultKeyId !== undefined ? { defaultKeyId: options.defaultKeyId } : {}),
@@ -158,10 +163,9 @@ export class AdminHttpServer {
         else res.destroy();
       });
     });
-    this.server.on('clientError', (_err, socket) => {
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-      else socket.destroy();
-    });
+    this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(err, socket as Socket));
+    this.malformedTimer = setInterval(() => flushMalformed(this.malformed), MALFORMED_AUDIT_INTERVAL_MS);
+    this.malformedTimer.unref();
   }
 
   /** Starts listening; rejects (with the reason) when the address cannot be used. */
@@ -214,12 +218,24 @@ export class AdminHttpServer {
 
   /** Stops accepting, lets answers in progress finish (up to graceMs), then closes every connection. */
   async close(graceMs = 2000): Promise<void> {
+    clearInterval(this.malformedTimer);
+    flushMalformed(this.malformed, Number.POSITIVE_INFINITY);
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeIdleConnections();
     const timer = setTimeout(() => this.server.closeAllConnections(), graceMs);
     timer.unref();
     await closed;
     clearTimeout(timer);
+  }
+
+  /** A request the parser refused: answered with the reason, audited (rate-limited), and the connection always destroyed. */
+  private onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
+    const code = err.code ?? 'ERR_UNKNOWN';
+    if (code !== 'ECONNRESET' && code !== 'EPIPE') {
+      auditMalformed(this.malformed, socket.remoteAddress, code);
+      if (socket.writable && socket.bytesWritten === 0) socket.write(malformedAnswer(code, this.limits));
+    }
+    socket.destroy();
   }
 
   // ---- one request --------------------------------------------------------------------------------
@@ -444,6 +460,16 @@ export class AdminHttpServer {
 /** Enough to tell keys apart in the log, not enough to recover a secret pasted as an access key. */
 function accessKeyFingerprint(accessKey: string): string {
   return sha256Hex(Buffer.from(accessKey, 'utf8')).slice(0, 16);
+}
+
+/** The raw answer to an unparsable request: 431 for oversized headers, 408 for a late one, else 400; JSON naming the problem. */
+function malformedAnswer(code: string, limits: AdminHttpLimits): string {
+  const [status, reason, message] =
+    code === 'HPE_HEADER_OVERFLOW' ? [431, 'Request Header Fields Too Large', `the request headers are over ${limits.maxHeaderBytes} bytes; the limit is ${limits.maxHeaderBytes}`]
+    : code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'Request Timeout', `the request was not received in time; the limits are ${limits.headersTimeoutMs} ms for the headers and ${limits.requestTimeoutMs} ms for the whole request`]
+    : [400, 'Bad Request', `the request is not valid HTTP/1.1 (${code.slice(0, 64)})`];
+  const body = JSON.stringify({ code: 'InvalidRequest', message });
+  return `HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
 }
 
 function anonymous(sourceIp: string | undefined): Caller {
