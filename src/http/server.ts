@@ -24,30 +24,37 @@ import {
 } from './sigv4.js';
 import type { Logger as AdminHttpLogger } from '../logging.js';
 import type { Duplex } from 'node:stream';
+import { ConnectionGuard } from './connections.js';
 import { MALFORMED_AUDIT_INTERVAL_MS, auditMalformed, createMalformedAudit, flushMalformed, type MalformedAudit } from './malformed.js';
 
 export type { Logger as AdminHttpLogger } from '../logging.js';
 
 export interface AdminHttpLimits {
-  /** Time to receive the request headers. Default 10 s. */
+  /** Time to receive the request headers. Default 5 s. */
   headersTimeoutMs: number;
   /** Time to receive the whole request. Default 30 s. */
   requestTimeoutMs: number;
-  /** Idle keep-alive connections are closed after this. Default 5 s. */
-  keepAliveTimeoutMs: number;
-  /** Concurrent connections. Default 128. */
+  /** A connection with no request in progress (just opened, or answered) is closed after this. Default 5 s. */
+  idleTimeoutMs: number;
+  /** Concurrent connections; a newcomer over it evicts the longest-idle one (see connections.ts). Default 128. */
   maxConnections: number;
+  /** Concurrent connections from one source address. Default 64. */
+  maxConnectionsPerSource: number;
   /** Total size of the request headers. Default 16 KiB. */
   maxHeaderBytes: number;
 }
 
 export const DEFAULT_ADMIN_HTTP_LIMITS: AdminHttpLimits = {
-  headersTimeoutMs: 10_000,
+  headersTimeoutMs: 5_000,
   requestTimeoutMs: 30_000,
-  keepAliveTimeoutMs: 5_000,
+  idleTimeoutMs: 5_000,
   maxConnections: 128,
+  maxConnectionsPerSource: 64,
   maxHeaderBytes: 16 * 1024,
 };
+
+/** How often Node checks the header and request deadlines (its default, 30 s, lets them overrun that much). */
+const DEADLINE_CHECK_MS = 1_000;
 
 export interface AdminHttpOptions {
   /** `host:port` (e.g. `127.0.0.1:9000`, `[::1]:9000`, port 0 for any free port) or an absolute Unix socket path. */
@@ -124,7 +131,7 @@ export class AdminHttpServer {
   private readonly server: Server;
   private readonly routes = routeIndex(ROUTES);
   private readonly verifier: SigV4Verifier;
-  private readonly sockets = new Set<Socket>();
+  private readonly connections: ConnectionGuard;
   private readonly limits: AdminHttpLimits;
   private readonly env: RouteEnv;
   private boundAddress = '';
@@ -139,7 +146,8 @@ export class AdminHttpServer {
       ...(options.metrics !== undefined ? { metrics: options.metrics } : {}),
       ...(options.defaultKeyId !== undefined ? { defaultKeyId: options.defaultKeyId } : {}),
     };
-    this.server = createServer({ maxHeaderSize: this.limits.maxHeaderBytes }, (req, res) => {
+    this.connections = new ConnectionGuard(this.limits);
+    this.server = createServer({ maxHeaderSize: this.limits.maxHeaderBytes, connectionsCheckingInterval: DEADLINE_CHECK_MS }, (req, res) => {
       this.handle(req, res).catch((err: unknown) => {
         options.logger.error({ err: err instanceof Error ? err.message : String(err) }, 'admin HTTP request failed unexpectedly');
         if (!res.headersSent) this.writeError(res, new KmsError('Internal', 'the request failed inside the daemon; see its log'));
@@ -148,12 +156,9 @@ export class AdminHttpServer {
     });
     this.server.headersTimeout = this.limits.headersTimeoutMs;
     this.server.requestTimeout = this.limits.requestTimeoutMs;
-    this.server.keepAliveTimeout = this.limits.keepAliveTimeoutMs;
-    this.server.maxConnections = this.limits.maxConnections;
-    this.server.on('connection', (s: Socket) => {
-      this.sockets.add(s);
-      s.once('close', () => this.sockets.delete(s));
-    });
+    this.server.keepAliveTimeout = this.limits.idleTimeoutMs;
+    // No server.maxConnections: refusing newcomers at a cap is what let idle connections lock the admin out.
+    this.server.on('connection', (s: Socket) => this.connections.admit(s));
     // Expect: 100-continue: the client waits for our word before sending the body, so a body over
     // the route's limit (or any unauthenticated one) is refused without ever being sent.
     this.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
@@ -181,7 +186,7 @@ export class AdminHttpServer {
   }
 
   get connectionCount(): number {
-    return this.sockets.size;
+    return this.connections.size;
   }
 
   private async listen(): Promise<void> {
@@ -242,6 +247,9 @@ export class AdminHttpServer {
 
   private async handle(req: IncomingMessage, res: ServerResponse, expectContinue = false): Promise<void> {
     const started = performance.now();
+    const socket = req.socket;
+    this.connections.requestStarted(socket);
+    res.once('close', () => this.connections.requestEnded(socket));
     const method = req.method ?? 'GET';
     const url = req.url ?? '/';
     const q = url.indexOf('?');
@@ -330,6 +338,7 @@ export class AdminHttpServer {
     }
     const caller: Caller = { kind: 'access-key', accessKey: auth.accessKey };
     if (sourceIp !== undefined) caller.sourceIp = sourceIp;
+    this.connections.requestVerified(socket);
 
     // 4. arguments
     const routeReq: RouteRequest = { prefix: route.prefix as Prefix, query, body };
