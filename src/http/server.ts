@@ -71,7 +71,7 @@ export interface AdminHttpOptions {
 
 const UNMATCHED = 'unmatched';
 /** Audit field (under claimed.extra) for the first 16 hex digits of the SHA-256 of an access key that failed verification. */
-export const UNVERIFIED_KEY_FIELD = 'unverified_access_key_sha256_16';
+const UNVERIFIED_KEY_FIELD = 'unverified_access_key_sha256_16';
 const MAX_CLAIM_BYTES = 1024;
 
 /** Reads the SigV4 secret key: a private file (0600, ours), trailing newline stripped, never logged. */
