@@ -2,6 +2,7 @@
 // operation is in `allow` (or `*`) and every key involved matches one of `keys`; otherwise, and
 // when no rule matches at all, the answer is no.
 
+import { compileGlob, type Glob } from './glob.js';
 import type { Caller } from './identity.js';
 
 export interface PolicyMatch {
@@ -37,7 +38,7 @@ export interface Decision {
 interface CompiledRule {
   rule: PolicyRule;
   ops: Set<string> | null; // null = '*'
-  keys: RegExp[];
+  keys: Glob[];
 }
 
 export class Policy {
@@ -47,7 +48,7 @@ export class Policy {
     this.compiled = rules.map((rule) => ({
       rule,
       ops: rule.allow.includes('*') ? null : new Set(rule.allow),
-      keys: (rule.keys.length === 0 ? ['*'] : rule.keys).map(globToRegExp),
+      keys: (rule.keys.length === 0 ? ['*'] : rule.keys).map(compileGlob),
     }));
   }
 
@@ -70,14 +71,14 @@ export class Policy {
       if (!matches(c.rule.match, caller)) continue;
       if (c.ops !== null && !c.ops.has(op)) return { allowed: false, rule: i, reason: `rule ${i} does not allow ${op}` };
       for (const keyId of keyIds) {
-        if (!c.keys.some((re) => re.test(keyId))) {
+        if (!c.keys.some((g) => g.test(keyId))) {
           return { allowed: false, rule: i, reason: `rule ${i} does not cover key ${keyId}` };
         }
       }
       const everything = c.rule.keys.length === 0 || c.rule.keys.includes('*');
       return everything
         ? { allowed: true, rule: i, reason: `allowed by rule ${i}` }
-        : { allowed: true, rule: i, reason: `allowed by rule ${i}`, visible: (id) => c.keys.some((re) => re.test(id)) };
+        : { allowed: true, rule: i, reason: `allowed by rule ${i}`, visible: (id) => c.keys.some((g) => g.test(id)) };
     }
     return { allowed: false, rule: -1, reason: 'no policy rule matches the caller' };
   }
@@ -99,15 +100,4 @@ function matches(match: PolicyMatch, caller: Caller): boolean {
   if (match.group !== undefined) return caller.groupNames?.includes(match.group) ?? false;
   if (match.accessKey !== undefined) return caller.accessKey === match.accessKey;
   return false;
-}
-
-/** `*` is any run of characters, `?` one character; everything else is literal. */
-export function globToRegExp(glob: string): RegExp {
-  let re = '^';
-  for (const ch of glob) {
-    if (ch === '*') re += '.*';
-    else if (ch === '?') re += '.';
-    else re += ch.replace(/[.+^${}()|[\]\\]/g, '\\$&');
-  }
-  return new RegExp(re + '$');
 }

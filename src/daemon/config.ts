@@ -72,6 +72,10 @@ export interface AdminHttpConfig {
   accessKey: string;
   secretKeyFile: string;
   region: string;
+  /** Connections held at once; a newcomer over it evicts the longest-idle connection. */
+  maxConnections: number;
+  /** Connections held at once from one source address; at most maxConnections. */
+  maxConnectionsPerSource: number;
 }
 
 export interface DaemonConfig {
@@ -220,6 +224,8 @@ const DEFAULTS = {
   pkcs11: { keyLabel: 'rustfs-kms-root', mode: 'wrap' as Pkcs11Mode, sessions: 4 },
   vault: { namespace: '', transitMount: 'transit', transitKey: 'rustfs-kms', approleMount: 'approle', k8sMount: 'kubernetes' },
   adminRegion: 'us-east-1',
+  adminMaxConnections: 128,
+  adminMaxConnectionsPerSource: 64,
 } as const;
 
 // Ranges (inclusive). Shared by the YAML and the environment readers.
@@ -755,7 +761,7 @@ function applyYaml(layer: Layer, doc: unknown, r: Reader): void {
     }
   }
 
-  const admin = r.section('admin_http', top.admin_http, ['listen', 'access_key', 'secret_key_file', 'region'], {
+  const admin = r.section('admin_http', top.admin_http, ['listen', 'access_key', 'secret_key_file', 'region', 'max_connections', 'max_connections_per_source'], {
     secret_key: 'secret_key_file (a file holding the secret key; no secrets in the config file)',
   });
   if (admin) {
@@ -770,8 +776,16 @@ function applyYaml(layer: Layer, doc: unknown, r: Reader): void {
     const secretKeyText = 'the path of the file holding the secret key';
     const secretKeyFile = r.path('admin_http.secret_key_file', need('secret_key_file', secretKeyText));
     const region = r.string('admin_http.region', admin.region, REGION_PATTERN, 'a region name like "us-east-1"');
+    const maxConnections = r.int('admin_http.max_connections', admin.max_connections, RANGES.maxConnections) ?? DEFAULTS.adminMaxConnections;
+    const perSource = r.int('admin_http.max_connections_per_source', admin.max_connections_per_source, RANGES.maxConnections);
+    if (perSource !== undefined && perSource > maxConnections) {
+      r.fail('admin_http.max_connections_per_source', `an integer from 1 to admin_http.max_connections (${maxConnections})`, perSource);
+    }
     if (listen !== undefined && accessKey !== undefined && secretKeyFile !== undefined) {
-      layer.adminHttp = { listen, accessKey, secretKeyFile, region: region ?? DEFAULTS.adminRegion };
+      layer.adminHttp = {
+        listen, accessKey, secretKeyFile, region: region ?? DEFAULTS.adminRegion, maxConnections,
+        maxConnectionsPerSource: perSource ?? Math.min(DEFAULTS.adminMaxConnectionsPerSource, maxConnections),
+      };
     }
   }
 

@@ -46,6 +46,7 @@ export async function startAdminHttp(w: AdminHttpWiring): Promise<AdminHttpServe
     audit: w.audit,
     metrics: w.metrics,
     logger: w.logger,
+    limits: { maxConnections: w.config.maxConnections, maxConnectionsPerSource: w.config.maxConnectionsPerSource },
     ...(w.defaultKeyId !== undefined ? { defaultKeyId: w.defaultKeyId } : {}),
   });
   addDaemonGauges(w.metrics, {

@@ -8,7 +8,7 @@
 // shapes) and /minio/admin/v3 (for `mc admin kms`; answers in MinIO madmin's shapes where madmin
 // defines one: key create, key status, key list, KMS status).
 import { KmsError, type ErrorCode } from '../errors.js';
-import { globToRegExp } from '../access/policy.js';
+import { compileGlob, globProblem, type Glob } from '../access/glob.js';
 import { PENDING_DAYS, type OpName, type WireHealth, type WireKeyInfo, type WireListKeysResult, type WireStatus } from '../rpc/protocol.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { PROMETHEUS_CONTENT_TYPE } from '../metrics/prometheus.js';
@@ -260,7 +260,7 @@ function probeKey(req: RouteRequest, env: RouteEnv): string {
 }
 
 /** madmin.KMSKeyInfo list: every key matching `pattern` (a glob, default `*`). */
-async function minioList(first: WireListKeysResult, pattern: RegExp, run: RunOp, prefix: string | undefined): Promise<RouteAnswer> {
+async function minioList(first: WireListKeysResult, pattern: Glob, run: RunOp, prefix: string | undefined): Promise<RouteAnswer> {
   const out: Array<{ name: string; createdAt: string; createdBy: string }> = [];
   let page = first;
   for (;;) {
@@ -275,12 +275,12 @@ async function minioList(first: WireListKeysResult, pattern: RegExp, run: RunOp,
   return ok(out);
 }
 
-function globPattern(req: RouteRequest): { re: RegExp; prefix: string | undefined } {
+function globPattern(req: RouteRequest): { glob: Glob; prefix: string | undefined } {
   const pattern = single(req.query, 'pattern') ?? '*';
-  const glob = pattern === '' ? '*' : pattern;
-  if (glob.length > 128) throw bad('pattern is longer than 128 characters');
-  const literal = /^[^*?]*/.exec(glob)?.[0] ?? '';
-  return { re: globToRegExp(glob), prefix: literal === '' ? undefined : literal };
+  const problem = globProblem(pattern, 'pattern');
+  if (problem !== undefined) throw bad(problem);
+  const glob = compileGlob(pattern === '' ? '*' : pattern);
+  return { glob, prefix: glob.literalPrefix === '' ? undefined : glob.literalPrefix };
 }
 
 const MINIO_ROUTES: Route[] = [
@@ -324,8 +324,8 @@ const MINIO_ROUTES: Route[] = [
       return prefix !== undefined && Buffer.byteLength(prefix) <= 128 ? { limit: 1000, prefix } : { limit: 1000 };
     },
     respond: (result, req, run) => {
-      const { re, prefix } = globPattern(req);
-      return minioList(result as WireListKeysResult, re, run, prefix !== undefined && Buffer.byteLength(prefix) <= 128 ? prefix : undefined);
+      const { glob, prefix } = globPattern(req);
+      return minioList(result as WireListKeysResult, glob, run, prefix !== undefined && Buffer.byteLength(prefix) <= 128 ? prefix : undefined);
     },
   },
   {

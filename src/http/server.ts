@@ -23,29 +23,38 @@ import {
   type AdminCredentials, type ParsedAuthorization, type RawQuery,
 } from './sigv4.js';
 import type { Logger as AdminHttpLogger } from '../logging.js';
+import type { Duplex } from 'node:stream';
+import { ConnectionGuard } from './connections.js';
+import { MALFORMED_AUDIT_INTERVAL_MS, auditMalformed, createMalformedAudit, flushMalformed, type MalformedAudit } from './malformed.js';
 
 export type { Logger as AdminHttpLogger } from '../logging.js';
 
 export interface AdminHttpLimits {
-  /** Time to receive the request headers. Default 10 s. */
+  /** Time to receive the request headers. Default 5 s. */
   headersTimeoutMs: number;
   /** Time to receive the whole request. Default 30 s. */
   requestTimeoutMs: number;
-  /** Idle keep-alive connections are closed after this. Default 5 s. */
-  keepAliveTimeoutMs: number;
-  /** Concurrent connections. Default 128. */
+  /** A connection with no request in progress (just opened, or answered) is closed after this. Default 5 s. */
+  idleTimeoutMs: number;
+  /** Concurrent connections; a newcomer over it evicts the longest-idle one (see connections.ts). Default 128. */
   maxConnections: number;
+  /** Concurrent connections from one source address. Default 64. */
+  maxConnectionsPerSource: number;
   /** Total size of the request headers. Default 16 KiB. */
   maxHeaderBytes: number;
 }
 
 export const DEFAULT_ADMIN_HTTP_LIMITS: AdminHttpLimits = {
-  headersTimeoutMs: 10_000,
+  headersTimeoutMs: 5_000,
   requestTimeoutMs: 30_000,
-  keepAliveTimeoutMs: 5_000,
+  idleTimeoutMs: 5_000,
   maxConnections: 128,
+  maxConnectionsPerSource: 64,
   maxHeaderBytes: 16 * 1024,
 };
+
+/** How often Node checks the header and request deadlines (its default, 30 s, lets them overrun that much). */
+const DEADLINE_CHECK_MS = 1_000;
 
 export interface AdminHttpOptions {
   /** `host:port` (e.g. `127.0.0.1:9000`, `[::1]:9000`, port 0 for any free port) or an absolute Unix socket path. */
@@ -61,6 +70,8 @@ export interface AdminHttpOptions {
 }
 
 const UNMATCHED = 'unmatched';
+/** Audit field (under claimed.extra) for the first 16 hex digits of the SHA-256 of an access key that failed verification. */
+const UNVERIFIED_KEY_FIELD = 'unverified_access_key_sha256_16';
 const MAX_CLAIM_BYTES = 1024;
 
 /** Reads the SigV4 secret key: a private file (0600, ours), trailing newline stripped, never logged. */
@@ -120,19 +131,23 @@ export class AdminHttpServer {
   private readonly server: Server;
   private readonly routes = routeIndex(ROUTES);
   private readonly verifier: SigV4Verifier;
-  private readonly sockets = new Set<Socket>();
+  private readonly connections: ConnectionGuard;
   private readonly limits: AdminHttpLimits;
   private readonly env: RouteEnv;
   private boundAddress = '';
+  private readonly malformed: MalformedAudit;
+  private readonly malformedTimer: NodeJS.Timeout;
 
   private constructor(private readonly options: AdminHttpOptions) {
     this.limits = { ...DEFAULT_ADMIN_HTTP_LIMITS, ...(options.limits ?? {}) };
     this.verifier = new SigV4Verifier(options.credentials);
+    this.malformed = createMalformedAudit(options.audit, options.logger);
     this.env = {
       ...(options.metrics !== undefined ? { metrics: options.metrics } : {}),
       ...(options.defaultKeyId !== undefined ? { defaultKeyId: options.defaultKeyId } : {}),
     };
-    this.server = createServer({ maxHeaderSize: this.limits.maxHeaderBytes }, (req, res) => {
+    this.connections = new ConnectionGuard(this.limits);
+    this.server = createServer({ maxHeaderSize: this.limits.maxHeaderBytes, connectionsCheckingInterval: DEADLINE_CHECK_MS }, (req, res) => {
       this.handle(req, res).catch((err: unknown) => {
         options.logger.error({ err: err instanceof Error ? err.message : String(err) }, 'admin HTTP request failed unexpectedly');
         if (!res.headersSent) this.writeError(res, new KmsError('Internal', 'the request failed inside the daemon; see its log'));
@@ -141,12 +156,9 @@ export class AdminHttpServer {
     });
     this.server.headersTimeout = this.limits.headersTimeoutMs;
     this.server.requestTimeout = this.limits.requestTimeoutMs;
-    this.server.keepAliveTimeout = this.limits.keepAliveTimeoutMs;
-    this.server.maxConnections = this.limits.maxConnections;
-    this.server.on('connection', (s: Socket) => {
-      this.sockets.add(s);
-      s.once('close', () => this.sockets.delete(s));
-    });
+    this.server.keepAliveTimeout = this.limits.idleTimeoutMs;
+    // No server.maxConnections: refusing newcomers at a cap is what let idle connections lock the admin out.
+    this.server.on('connection', (s: Socket) => this.connections.admit(s));
     // Expect: 100-continue: the client waits for our word before sending the body, so a body over
     // the route's limit (or any unauthenticated one) is refused without ever being sent.
     this.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
@@ -156,10 +168,9 @@ export class AdminHttpServer {
         else res.destroy();
       });
     });
-    this.server.on('clientError', (_err, socket) => {
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-      else socket.destroy();
-    });
+    this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(err, socket as Socket));
+    this.malformedTimer = setInterval(() => flushMalformed(this.malformed), MALFORMED_AUDIT_INTERVAL_MS);
+    this.malformedTimer.unref();
   }
 
   /** Starts listening; rejects (with the reason) when the address cannot be used. */
@@ -175,7 +186,7 @@ export class AdminHttpServer {
   }
 
   get connectionCount(): number {
-    return this.sockets.size;
+    return this.connections.size;
   }
 
   private async listen(): Promise<void> {
@@ -212,6 +223,8 @@ export class AdminHttpServer {
 
   /** Stops accepting, lets answers in progress finish (up to graceMs), then closes every connection. */
   async close(graceMs = 2000): Promise<void> {
+    clearInterval(this.malformedTimer);
+    flushMalformed(this.malformed, Number.POSITIVE_INFINITY);
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeIdleConnections();
     const timer = setTimeout(() => this.server.closeAllConnections(), graceMs);
@@ -220,10 +233,23 @@ export class AdminHttpServer {
     clearTimeout(timer);
   }
 
+  /** A request the parser refused: answered with the reason, audited (rate-limited), and the connection always destroyed. */
+  private onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
+    const code = err.code ?? 'ERR_UNKNOWN';
+    if (code !== 'ECONNRESET' && code !== 'EPIPE') {
+      auditMalformed(this.malformed, socket.remoteAddress, code);
+      if (socket.writable && socket.bytesWritten === 0) socket.write(malformedAnswer(code, this.limits));
+    }
+    socket.destroy();
+  }
+
   // ---- one request --------------------------------------------------------------------------------
 
   private async handle(req: IncomingMessage, res: ServerResponse, expectContinue = false): Promise<void> {
     const started = performance.now();
+    const socket = req.socket;
+    this.connections.requestStarted(socket);
+    res.once('close', () => this.connections.requestEnded(socket));
     const method = req.method ?? 'GET';
     const url = req.url ?? '/';
     const q = url.indexOf('?');
@@ -312,6 +338,7 @@ export class AdminHttpServer {
     }
     const caller: Caller = { kind: 'access-key', accessKey: auth.accessKey };
     if (sourceIp !== undefined) caller.sourceIp = sourceIp;
+    this.connections.requestVerified(socket);
 
     // 4. arguments
     const routeReq: RouteRequest = { prefix: route.prefix as Prefix, query, body };
@@ -403,8 +430,10 @@ export class AdminHttpServer {
       this.refuse(res, route, asKmsError(err, this.options.logger), anonymous(sourceIp), claimed, started);
       return;
     }
-    // The claimed access key is recorded as a claim: it was not verified.
-    const withKey: WireContext = err.accessKey !== undefined ? { ...claimed, principal: truncate(err.accessKey, 128) } : claimed;
+    // An unverified access key may be a secret typed in the wrong field: only its fingerprint is recorded.
+    const withKey: WireContext = err.accessKey !== undefined
+      ? { ...claimed, extra: { ...claimed.extra, [UNVERIFIED_KEY_FIELD]: accessKeyFingerprint(err.accessKey) } }
+      : claimed;
     this.refuse(res, route, new KmsError('AccessDenied', err.message), anonymous(sourceIp), withKey, started);
   }
 
@@ -435,6 +464,21 @@ export class AdminHttpServer {
   private count(route: Route | undefined, method: string, status: number): void {
     this.options.metrics?.httpRequest(route === undefined ? UNMATCHED : `/${route.prefix}/admin/v3${route.path}`, method, status);
   }
+}
+
+/** Enough to tell keys apart in the log, not enough to recover a secret pasted as an access key. */
+function accessKeyFingerprint(accessKey: string): string {
+  return sha256Hex(Buffer.from(accessKey, 'utf8')).slice(0, 16);
+}
+
+/** The raw answer to an unparsable request: 431 for oversized headers, 408 for a late one, else 400; JSON naming the problem. */
+function malformedAnswer(code: string, limits: AdminHttpLimits): string {
+  const [status, reason, message] =
+    code === 'HPE_HEADER_OVERFLOW' ? [431, 'Request Header Fields Too Large', `the request headers are over ${limits.maxHeaderBytes} bytes; the limit is ${limits.maxHeaderBytes}`]
+    : code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'Request Timeout', `the request was not received in time; the limits are ${limits.headersTimeoutMs} ms for the headers and ${limits.requestTimeoutMs} ms for the whole request`]
+    : [400, 'Bad Request', `the request is not valid HTTP/1.1 (${code.slice(0, 64)})`];
+  const body = JSON.stringify({ code: 'InvalidRequest', message });
+  return `HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
 }
 
 function anonymous(sourceIp: string | undefined): Caller {

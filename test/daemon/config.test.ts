@@ -236,6 +236,8 @@ policy: [ { match: { group: rustfs }, allow: [generate_data_key, generate_data_k
       accessKey: 'admin',
       secretKeyFile: '/etc/rustfs-kms/admin.secret',
       region: 'us-east-1',
+      maxConnections: 128,
+      maxConnectionsPerSource: 64,
     });
     expect(c.policy).toEqual([
       { match: { group: 'rustfs' }, allow: ['generate_data_key', 'generate_data_key_batch', 'decrypt'], keys: ['rustfs-*'] },
@@ -280,7 +282,7 @@ keystore: { type: vault-kv, prefix: clusters/a, sync_interval_s: 30 }
 cache: { idle_ttl_s: 60, offline_ttl_s: 0 }
 limits: { max_frame_bytes: 65536, max_connections: 16, max_inflight_per_connection: 8, idle_timeout_s: 0, drain_timeout_s: 3 }
 audit: { path: /srv/kms/audit.log, fsync: always, fsync_interval_ms: 50, max_bytes: 0 }
-admin_http: { listen: "[::1]:9443", access_key: ops-admin, secret_key_file: /srv/kms/admin.secret, region: eu-west-1 }
+admin_http: { listen: "[::1]:9443", access_key: ops-admin, secret_key_file: /srv/kms/admin.secret, region: eu-west-1, max_connections: 32 }
 policy:
   - { match: { uid: 0 }, allow: ["*"] }
   - { match: { user: backup }, allow: [decrypt, describe_key], keys: [backup-*, "archive-??"] }
@@ -318,7 +320,10 @@ policy:
       cache: { idleTtlS: 60, offlineTtlS: 0 },
       limits: { maxFrameBytes: 65536, maxConnections: 16, maxInflightPerConnection: 8, idleTimeoutS: 0, drainTimeoutS: 3 },
       audit: { path: '/srv/kms/audit.log', fsync: 'always', fsyncIntervalMs: 50, maxBytes: 0 },
-      adminHttp: { listen: '[::1]:9443', accessKey: 'ops-admin', secretKeyFile: '/srv/kms/admin.secret', region: 'eu-west-1' },
+      adminHttp: {
+        listen: '[::1]:9443', accessKey: 'ops-admin', secretKeyFile: '/srv/kms/admin.secret', region: 'eu-west-1',
+        maxConnections: 32, maxConnectionsPerSource: 32,
+      },
       policy: [
         { match: { uid: 0 }, allow: ['*'], keys: ['*'] },
         { match: { user: 'backup' }, allow: ['decrypt', 'describe_key'], keys: ['backup-*', 'archive-??'] },
@@ -539,6 +544,8 @@ describe('bad values', () => {
     { name: 'admin listen port', yaml: 'admin_http: { listen: "127.0.0.1:70000", access_key: adm, secret_key_file: /s }', field: 'admin_http.listen', expect: /port 1 to 65535/ },
     { name: 'admin missing key', yaml: 'admin_http: { listen: "127.0.0.1:9000", secret_key_file: /s }', field: 'admin_http.access_key', expect: /required when admin_http is set/ },
     { name: 'admin access key short', yaml: 'admin_http: { listen: "127.0.0.1:9000", access_key: a, secret_key_file: /s }', field: 'admin_http.access_key', expect: /3 to 128/ },
+    { name: 'admin max connections', yaml: 'admin_http: { listen: "127.0.0.1:9000", access_key: adm, secret_key_file: /s, max_connections: 0 }', field: 'admin_http.max_connections', expect: /from 1 to 65536, got 0/ },
+    { name: 'admin per-source above total', yaml: 'admin_http: { listen: "127.0.0.1:9000", access_key: adm, secret_key_file: /s, max_connections: 10, max_connections_per_source: 11 }', field: 'admin_http.max_connections_per_source', expect: /from 1 to admin_http.max_connections \(10\), got 11/ },
     { name: 'section not a mapping', yaml: 'limits: 5', field: 'limits', expect: /a mapping with keys max_frame_bytes/ },
     { name: 'path not a string', yaml: 'state_dir: [a]', field: 'state_dir', expect: /file system path, got a list/ },
     { name: 'kv mounts disagree', yaml: 'keystore: { kv_mount: a }\nroot: { vault: { address: "https://v", kv_mount: b, auth: { method: token, token_file: /t } } }', field: 'keystore.kv_mount', expect: /same mount as root.vault.kv_mount/ },

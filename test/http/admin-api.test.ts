@@ -1,7 +1,7 @@
 // The admin HTTP API of the real daemon (admin_http configured), through two independent SigV4
 // clients: curl's own signer and the AWS SDK's signer on a node:http request. Every endpoint under
 // both prefixes, every refusal with its status, the audit record of each request.
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -319,7 +319,8 @@ describe('audit', () => {
     const tail = lines.slice(-2);
     expect(tail[0]).toMatchObject({
       op: 'describe_key', transport: 'http', outcome: 'denied', error_code: 'AccessDenied',
-      caller: { kind: 'access-key', source_ip: '127.0.0.1' }, claimed: { principal: creds.accessKey },
+      caller: { kind: 'access-key', source_ip: '127.0.0.1' },
+      claimed: { extra: { unverified_access_key_sha256_16: createHash('sha256').update(creds.accessKey).digest('hex').slice(0, 16) } },
     });
     expect((tail[0]?.caller as Record<string, unknown>).access_key).toBeUndefined(); // a claim, not an identity
     expect(tail[1]).toMatchObject({ op: 'admin_http', transport: 'http', outcome: 'failure', error_code: 'UnknownOperation' });
