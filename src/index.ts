@@ -12,7 +12,7 @@ export {
   OPERATIONS, KEY_ID_PATTERN, isValidKeyId,
   type OpName, type OpArgs, type OpResult, type EncryptionContext, type KeyState, type KeyAlgorithm, type KeyOrigin,
   type WireContext, type WireKeyInfo,
-} from './rpc/protocol.js';
+} from './ops/protocol.js';
 export {
   KmsConfig, KmsManager, OperationContext, isOperationContext,
   GenerateKeyRequest, EncryptRequest, DecryptRequest, ListKeysRequest,

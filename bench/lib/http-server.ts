@@ -19,7 +19,7 @@ import { LocalRoot } from '../../src/roots/local.js';
 import { FileKeystore } from '../../src/keystore/file.js';
 import { KeyService } from '../../src/keys/service.js';
 import { Policy } from '../../src/access/policy.js';
-import { Pipeline, NO_AUDIT } from '../../src/rpc/pipeline.js';
+import { Pipeline, NO_AUDIT } from '../../src/ops/pipeline.js';
 import { KmsError } from '../../src/errors.js';
 import type { Caller } from '../../src/access/identity.js';
 import { mkdirSync } from 'node:fs';

@@ -4,7 +4,7 @@
 // subsystem. Secrets never enter the config from the YAML file (only file paths and environment variable
 // names do); the one secret value that can arrive from the environment (the Vault token) is hidden by
 // redactedConfig().
-import { OPERATIONS } from '../rpc/protocol.js';
+import { OPERATIONS } from '../ops/protocol.js';
 import { KEY_ID_PATTERN } from '../keys/validation.js';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';

@@ -5,7 +5,7 @@ import type { AdminHttpConfig } from '../daemon/config.js';
 import type { KeyService } from '../keys/service.js';
 import { Metrics } from '../metrics/metrics.js';
 import { addDaemonGauges } from '../metrics/gauges.js';
-import type { AuditSink, Pipeline } from '../rpc/pipeline.js';
+import type { AuditSink, Pipeline } from '../ops/pipeline.js';
 import { AdminHttpServer, readSecretKeyFile, type AdminHttpLogger } from './server.js';
 
 export { AdminHttpServer, readSecretKeyFile, DEFAULT_ADMIN_HTTP_LIMITS, type AdminHttpOptions, type AdminHttpLimits } from './server.js';

@@ -2,7 +2,7 @@
 // never completed) never reach a route, yet each leaves an audit trace: at most one line per source
 // per interval, carrying how many refusals it stands for, so a flood cannot fill the audit disk.
 import type { Caller } from '../access/identity.js';
-import type { AuditSink } from '../rpc/pipeline.js';
+import type { AuditSink } from '../ops/pipeline.js';
 import type { Logger } from '../logging.js';
 
 /** One audit line per source per this interval at most. */

@@ -9,7 +9,7 @@
 // defines one: key create, key status, key list, KMS status).
 import { KmsError, type ErrorCode } from '../errors.js';
 import { compileGlob, globProblem, type Glob } from '../access/glob.js';
-import { PENDING_DAYS, type OpName, type WireHealth, type WireKeyInfo, type WireListKeysResult, type WireStatus } from '../rpc/protocol.js';
+import { PENDING_DAYS, type OpName, type WireHealth, type WireKeyInfo, type WireListKeysResult, type WireStatus } from '../ops/protocol.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { PROMETHEUS_CONTENT_TYPE } from '../metrics/prometheus.js';
 import type { RawQuery } from './sigv4.js';

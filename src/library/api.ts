@@ -5,7 +5,7 @@ import type {
   GenerateDataKeyBatchOptions, GenerateDataKeyOptions, HealthResult, KeyInfo, ListKeysOptions, ListKeysResult,
   ReEncryptOptions, StatusResult,
 } from '../rpc/client.js';
-import type { DecryptRequest, EncryptRequest, GenerateKeyRequest } from './requests.js';
+import type { DecryptRequest, EncryptRequest, GenerateKeyRequest } from '../ops/requests.js';
 
 export interface KmsApi {
   health(options?: CallOptions): Promise<HealthResult>;

@@ -5,7 +5,7 @@
 import { isAbsolute, resolve } from 'node:path';
 import { configFromYaml, loadConfig, type ConfigEnv, type DaemonConfig } from '../daemon/config.js';
 import { KmsError } from '../errors.js';
-import { KEY_ID_PATTERN } from '../rpc/protocol.js';
+import { KEY_ID_PATTERN } from '../ops/protocol.js';
 
 export type BackendKind = 'local' | 'vault';
 

@@ -5,7 +5,7 @@
 // It is structurally a `CallOptions` (it has a `ctx` property), so every KmsClient method that takes
 // call options takes an OperationContext too, unchanged; KmsManager accepts it the same way.
 import { randomUUID } from 'node:crypto';
-import type { WireContext } from '../rpc/protocol.js';
+import type { WireContext } from '../ops/protocol.js';
 
 interface ContextFields {
   principal?: string;

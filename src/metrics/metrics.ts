@@ -5,8 +5,8 @@
 //
 // The observer runs on the hot path of every request: it does a Map lookup, a few increments and a
 // short bucket scan, and allocates nothing.
-import { isOpName } from '../rpc/protocol.js';
-import type { AuditEvent, PipelineObserver } from '../rpc/pipeline.js';
+import { isOpName } from '../ops/protocol.js';
+import type { AuditEvent, PipelineObserver } from '../ops/pipeline.js';
 import { ExpositionWriter } from './prometheus.js';
 
 /** Latency bucket bounds in seconds: 50 µs … 10 s. */

@@ -19,10 +19,10 @@ import {
   type OpResult,
   type WireContext,
   type WireResponse,
-} from './protocol.js';
-import { KmsOperations, mergeCtx, type CallOptions, type Converter, type KmsClientOptions, type ReconnectOptions } from './api.js';
+} from '../ops/protocol.js';
+import { KmsOperations, mergeCtx, type CallOptions, type Converter, type KmsClientOptions, type ReconnectOptions } from '../ops/api.js';
 
-export * from './api.js';
+export * from '../ops/api.js';
 
 class PendingCall {
   constructor(

@@ -19,7 +19,7 @@ import {
   type WireErrorBody,
   type WireRequest,
   type WireResponse,
-} from './protocol.js';
+} from '../ops/protocol.js';
 
 // ---------------------------------------------------------------------------------------------------
 // Errors

@@ -6,7 +6,7 @@ import { native } from '../native/index.js';
 import { peerCaller, type Caller } from '../access/identity.js';
 import { KmsError } from '../errors.js';
 import { FrameReader, FrameTooLargeError, ProtocolError, decodeMessage, encodeError, encodeOk, validateRequest } from './codec.js';
-import type { Pipeline } from './pipeline.js';
+import type { Pipeline } from '../ops/pipeline.js';
 import type { Logger as ServerLogger } from '../logging.js';
 
 export interface ServerLimits {

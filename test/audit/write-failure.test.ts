@@ -2,9 +2,9 @@
 // every write with ENOSPC, like a full log disk.
 import { describe, expect, it } from 'vitest';
 import { AuditLog } from '../../src/audit/log.js';
-import { Pipeline, type AuditEvent } from '../../src/rpc/pipeline.js';
+import { Pipeline, type AuditEvent } from '../../src/ops/pipeline.js';
 import { KmsError } from '../../src/errors.js';
-import type { OperationEnv } from '../../src/rpc/operations.js';
+import type { OperationEnv } from '../../src/ops/operations.js';
 
 const event: AuditEvent = {
   op: 'health', transport: 'socket', caller: { kind: 'peer', uid: 1, gid: 1, pid: 1, groups: [1] },

@@ -14,7 +14,7 @@ import { FileKeystore } from '../../src/keystore/file.js';
 import { KeyService } from '../../src/keys/service.js';
 import { Metrics } from '../../src/metrics/metrics.js';
 import { LocalRoot } from '../../src/roots/local.js';
-import { Pipeline } from '../../src/rpc/pipeline.js';
+import { Pipeline } from '../../src/ops/pipeline.js';
 import { cleanupTempDirs, makeTempDir } from '../helpers/daemon.js';
 
 const ACCESS_KEY = 'unix-admin';

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { KmsClient, keyInfoFromWire } from '../../src/rpc/client.js';
 import { FrameReader, decodeMessage, encodeError, encodeFrame, encodeOk, validateRequest } from '../../src/rpc/codec.js';
-import { ERROR_CODES, KmsError, type WireKeyInfo, type WireRequest } from '../../src/rpc/protocol.js';
+import { ERROR_CODES, KmsError, type WireKeyInfo, type WireRequest } from '../../src/ops/protocol.js';
 
 // ------------------------------------------------------------------------------------------------------
 // Fake server

@@ -14,7 +14,7 @@ import {
   validateResponse,
 } from '../../src/rpc/codec.js';
 import { KmsError as ErrorsKmsError } from '../../src/errors.js';
-import { DEFAULT_MAX_FRAME_BYTES, KmsError, isKmsError } from '../../src/rpc/protocol.js';
+import { DEFAULT_MAX_FRAME_BYTES, KmsError, isKmsError } from '../../src/ops/protocol.js';
 
 // ------------------------------------------------------------------------------------------------------
 // Helpers

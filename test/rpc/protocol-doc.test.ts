@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { decodeMessage, encodeFrame } from '../../src/rpc/codec.js';
-import { DEFAULT_MAX_FRAME_BYTES, ERROR_CODES, OPERATIONS } from '../../src/rpc/protocol.js';
+import { DEFAULT_MAX_FRAME_BYTES, ERROR_CODES, OPERATIONS } from '../../src/ops/protocol.js';
 import { canonicalContext } from '../../src/crypto/context.js';
 import { parseEnvelope } from '../../src/crypto/envelope.js';
 

@@ -19,7 +19,7 @@ import {
   isKmsError,
   isOpName,
   isValidKeyId,
-} from '../../src/rpc/protocol.js';
+} from '../../src/ops/protocol.js';
 
 describe('protocol constants', () => {
   it('lists the error codes and operations of DESIGN §4, in order', () => {

@@ -458,7 +458,7 @@ describe('policy rules from the config', () => {
     expect(lines.filter((l) => l.caller?.pid === member.pid && l.outcome === 'success').every((l) => l.caller?.groups.includes(GID))).toBe(true);
   });
 
-  // Regression (fixed bug): re_encrypt's `audit` in src/rpc/operations.ts (line 360: `(_a, result) => keyFields(result)`)
+  // Regression (fixed bug): re_encrypt's `audit` in src/ops/operations.ts (`(_a, result) => keyFields(result)`)
   // takes the audit fields only from a successful result, so a DENIED (or failed) re_encrypt is
   // audited with no key_id at all, while a denied decrypt of the same blob records its key (decrypt's
   // `audit`, lines 304-307, reads the envelope header). "Who tried to move blobs of which key?" has
@@ -479,7 +479,7 @@ describe('policy rules from the config', () => {
     expect(mine[0]?.key_id).toBe('app-1'); // re_encrypt: missing today
   });
 
-  // Regression (fixed bug): list_keys declares no keys for the policy (src/rpc/operations.ts line 252, `keys: () => []`
+  // Regression (fixed bug): list_keys declares no keys for the policy (src/ops/operations.ts, `keys: () => []`
   // in the list_keys entry) and its result is not filtered, so a rule restricted to keys ["app-*"]
   // that allows list_keys reveals the ids, states, descriptions and tags of EVERY key (here "other-1"
   // and "grp-1"). Fix: filter the page to the keys the deciding rule covers (the pipeline would pass

@@ -6,7 +6,7 @@ import { KmsError } from '../errors.js';
 import type {
   EncryptionContext, OpArgs, OpName, WireContext, WireKeyInfo, WireStatus,
 } from './protocol.js';
-import type { DecryptRequest, EncryptRequest, GenerateKeyRequest } from '../library/requests.js';
+import type { DecryptRequest, EncryptRequest, GenerateKeyRequest } from './requests.js';
 
 // ---------------------------------------------------------------------------------------------------
 // Options and result types (camelCase)

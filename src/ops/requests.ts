@@ -5,7 +5,7 @@
 // Builders mutate and return `this` (like Rust's `with_context(self, …) -> Self` on an owned value);
 // make one request per call. Every check of the values (key id, sizes, context limits) is the
 // daemon's op table and key service, the same for both transports, so nothing is validated here.
-import type { EncryptionContext } from '../rpc/protocol.js';
+import type { EncryptionContext } from './protocol.js';
 
 /** Data-key specification: `AES_256` → 32 bytes (the default), `AES_128` → 16 bytes. */
 export type KeySpec = 'AES_256' | 'AES_128';
