@@ -8,7 +8,7 @@
 import { closeSync, existsSync, fstatSync, fsync, fsyncSync, openSync, readSync, readdirSync, renameSync, constants as fsc } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { pino } from 'pino';
-import type { AuditEvent, AuditSink } from '../ops/pipeline.js';
+import type { AuditEvent, AuditSink } from './event.js';
 import { GENESIS, lineHash } from './chain.js';
 import { formatEvent, formatLifecycle } from './record.js';
 

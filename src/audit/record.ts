@@ -2,7 +2,7 @@
 // JSON.stringify of an object, and the order is part of what operators grep for). Never a
 // plaintext, a key, or a ciphertext body: only the fields listed here.
 import type { Caller } from '../access/identity.js';
-import type { AuditEvent } from '../ops/pipeline.js';
+import type { AuditEvent } from './event.js';
 
 const callerJson = new WeakMap<Caller, string>();
 

@@ -7,28 +7,10 @@ import type { Caller } from '../access/identity.js';
 import type { Decision } from '../access/policy.js';
 import { OPERATION_TABLE, type OperationEnv } from './operations.js';
 import type { WireContext } from './protocol.js';
+import type { AuditEvent, AuditSink } from '../audit/event.js';
 import type { Logger } from '../logging.js';
 
-export type Outcome = 'success' | 'denied' | 'failure';
-
-export interface AuditEvent {
-  op: string;
-  transport: 'socket' | 'http' | 'library';
-  caller: Caller;
-  /** The caller's own claims (ctx): recorded, never trusted. */
-  claimed: WireContext | undefined;
-  outcome: Outcome;
-  errorCode?: string;
-  keyId?: string;
-  keyVersion?: number;
-  durationUs: number;
-}
-
-export interface AuditSink {
-  record(event: AuditEvent): void;
-  /** Writes what record() buffered; the socket server calls it before its answers leave. Throws when it cannot. */
-  flush?(): void;
-}
+export type { AuditEvent, AuditSink, Outcome } from '../audit/event.js';
 
 export interface Authorizer {
   decide(caller: Caller, op: string, keyIds: readonly string[]): Decision;

@@ -13,6 +13,7 @@
 // `{ ok: false, error: { code, message } }` by the server and back into a KmsError by the client.
 // Messages name the problem and never contain key material.
 
+import type { ClaimedContext } from '../audit/event.js';
 import type { ErrorCode } from '../errors.js';
 import { KEY_ID_PATTERN, LIST_LIMIT, MAX_PLAINTEXT_BYTES } from '../keys/validation.js';
 import { MAX_CONTEXT_BYTES, MAX_CONTEXT_PAIRS } from '../crypto/context.js';
@@ -110,13 +111,8 @@ export interface WireKeyInfo {
 }
 
 /** The caller's claimed operation context: audited as claimed, never used for authorization. */
-export interface WireContext {
-  principal?: string;
-  request_id?: string;
-  user_agent?: string;
-  source_ip?: string;
-  extra?: Record<string, string>;
-}
+/** The `ctx` of a request: the caller's claims, recorded in the audit log and never trusted. */
+export type WireContext = ClaimedContext;
 
 export interface WireRequest {
   id: number;
