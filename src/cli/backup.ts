@@ -22,7 +22,7 @@ import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import type { KeyRecord, KeyState } from '../keystore/types.js';
 import { KEY_ID_PATTERN, checkTags } from '../keys/validation.js';
-import { holderText, recordLockHolder } from '../daemon/lock-holder.js';
+import { StateDirInUseError, lockStateDir } from '../keystore/state-lock.js';
 
 export const BACKUP_FORMAT = 'rustfs-kms-key-backup';
 export const BACKUP_VERSION = 1;
@@ -208,19 +208,17 @@ export function restoreBackup(options: RestoreOptions): RestoreReport {
   // Files we create belong to the state directory's owner (the daemon's user), even when root runs this.
   const owner = myUid === 0 && (st.uid !== 0 || st.gid !== 0) ? { uid: st.uid, gid: st.gid } : undefined;
 
-  const lockPath = join(stateDir, 'lock');
-  const lockFd = openSync(lockPath, fsc.O_RDWR | fsc.O_CREAT | fsc.O_NOFOLLOW, 0o600);
+  let lockFd: number;
   try {
-    if (owner !== undefined) fchownSync(lockFd, owner.uid, owner.gid);
-    try {
-      options.lockFile(lockFd);
-    } catch (err) {
-      throw new BackupError(
-        `state directory ${stateDir} is in use by a running rustfs-kmsd${holderText(lockFd)} (${lockPath}: ${(err as Error).message}); ` +
-          'stop it first (systemctl stop rustfs-kms.service rustfs-kms.socket)',
-      );
-    }
-    recordLockHolder(lockFd);
+    lockFd = lockStateDir(stateDir, { lockFile: options.lockFile, ...(owner !== undefined ? { owner } : {}) });
+  } catch (err) {
+    if (!(err instanceof StateDirInUseError)) throw err;
+    throw new BackupError(
+      `state directory ${stateDir} is in use by a running rustfs-kmsd${err.holder} (${join(stateDir, 'lock')}: ${err.reason}); ` +
+        'stop it first (systemctl stop rustfs-kms.service rustfs-kms.socket)',
+    );
+  }
+  try {
     return restoreLocked(options, owner, dryRun);
   } finally {
     closeSync(lockFd);

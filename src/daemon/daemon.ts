@@ -1,13 +1,12 @@
 // Wiring: config → root of trust → keystore → key service → policy → pipeline → socket server.
 // Start-up refuses, with the reason, anything unsafe: loose permissions, a second daemon on the
 // same state, memory that cannot be locked, a root that does not open the existing keys.
-import { closeSync, constants as fsc, existsSync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { native } from '../native/index.js';
-import { LocalRoot } from '../roots/local.js';
+import { backendEndpoint, openKeystore, openRoot } from '../keys/backends.js';
 import { assertPrivatePath } from '../roots/permissions.js';
 import type { RootOfTrust } from '../roots/types.js';
-import { FileKeystore } from '../keystore/file.js';
 import type { Keystore } from '../keystore/types.js';
 import { KeyService } from '../keys/service.js';
 import { Policy, withAdminAccessKey } from '../access/policy.js';
@@ -22,7 +21,7 @@ import { createLogger, type Logger } from './logger.js';
 import {
   applySocketPermissions, createdSocket, prepareSocketPath, removeCreatedSocket, resolveSocketGroup, type CreatedSocket,
 } from './socket.js';
-import { holderText, recordLockHolder } from './lock-holder.js';
+import { StateDirInUseError, lockStateDir as lockStateDirectory } from '../keystore/state-lock.js';
 // Backends and the admin HTTP API are imported when configured: most hosts never load them.
 import type { AdminHttpServer } from '../http/index.js';
 
@@ -67,8 +66,7 @@ export async function startDaemon(config: DaemonConfig, options: StartOptions): 
     audit = openAudit(config, logger);
     // Checked before anything is created: a refusal here leaves no socket behind.
     const configuredGid = options.listenFd === undefined ? resolveSocketGroup(config.socket.group) : undefined;
-    const root = await openRoot(config, logger);
-    const keystore = await openKeystore(config);
+    const { root, keystore } = await openBackends(config, logger);
     service = new KeyService({
       keystore, root, logger,
       idleTtlMs: config.cache.idleTtlS * 1000,
@@ -182,13 +180,6 @@ function auditRefusedStart(audit: AuditLog, err: unknown): void {
   }
 }
 
-/** Where the keys live, for `status`: the Vault address, the PKCS#11 module, or the state directory. */
-function backendEndpoint(config: DaemonConfig): string {
-  if (config.root.type === 'vault-transit' && config.root.vault !== undefined) return config.root.vault.address;
-  if (config.root.type === 'pkcs11' && config.root.pkcs11 !== undefined) return config.root.pkcs11.module;
-  return config.stateDir;
-}
-
 function openAudit(config: DaemonConfig, logger: Logger): AuditLog {
   const dir = dirname(config.audit.path);
   if (!existsSync(dir)) {
@@ -223,82 +214,28 @@ function prepareStateDir(config: DaemonConfig): void {
 
 /** flock on <state_dir>/lock keeps a second daemon off the same keys. */
 function lockStateDir(stateDir: string): number {
-  const path = join(stateDir, 'lock');
-  const fd = openSync(path, fsc.O_RDWR | fsc.O_CREAT | fsc.O_NOFOLLOW, 0o600);
   try {
-    native.lockFile(fd);
+    return lockStateDirectory(stateDir);
   } catch (err) {
-    const holder = holderText(fd);
-    closeSync(fd);
-    throw new StartupError(`state directory ${stateDir} is in use by another rustfs-kmsd${holder} (${path}: ${(err as Error).message})`);
+    if (!(err instanceof StateDirInUseError)) throw err;
+    throw new StartupError(`state directory ${stateDir} is in use by another rustfs-kmsd${err.holder} (${join(stateDir, 'lock')}: ${err.reason})`);
   }
-  recordLockHolder(fd);
-  return fd;
 }
 
-async function openRoot(config: DaemonConfig, logger: Logger): Promise<RootOfTrust> {
-  switch (config.root.type) {
-    case 'local':
-      try {
-        return LocalRoot.open({
-          keyFile: config.root.local.keyFile,
-          ...(config.root.local.passphraseEnv !== undefined ? { passphraseEnv: config.root.local.passphraseEnv } : {}),
-          saltFile: join(config.stateDir, 'root.salt'),
-          create: config.dev,
-          env: process.env,
-        });
-      } catch (err) {
-        throw new StartupError((err as Error).message);
-      }
-    case 'vault-transit':
-      try {
-        const { openVaultTransitRoot } = await import('../vault/wiring.js');
-        return openVaultTransitRoot(config, vaultLogger(config));
-      } catch (err) {
-        throw new StartupError(`root.vault: ${(err as Error).message}`);
-      }
-    case 'pkcs11': {
-      const p11 = config.root.pkcs11;
-      if (p11 === undefined) throw new StartupError('root.type is pkcs11 but the root.pkcs11 section is missing');
-      // Test hook: a tiny seal budget per on-token version, so a test sees automatic rotation.
-      const sealLimit = Number(process.env.RUSTFS_KMS_TEST_PKCS11_SEAL_LIMIT ?? '');
-      try {
-        const { Pkcs11Root } = await import('../roots/pkcs11.js');
-        return Pkcs11Root.open({
-          ...p11, // the config's section is the root's options
-          env: process.env,
-          stateDir: config.stateDir,
-          logger,
-          ...(Number.isSafeInteger(sealLimit) && sealLimit > 0 ? { sealLimit } : {}),
-        });
-      } catch (err) {
-        throw new StartupError(`root.pkcs11: ${(err as Error).message}`);
-      }
+/** Opens the configured root and keystore; any refusal is a StartupError naming the section. */
+async function openBackends(config: DaemonConfig, logger: Logger): Promise<{ root: RootOfTrust; keystore: Keystore }> {
+  // The Vault backends log through their own child of a logger at the configured level.
+  const vault = config.root.type === 'vault-transit' || config.keystore.type === 'vault-kv';
+  const options = { create: config.dev, logger: vault ? createLogger(config.logLevel).child({ component: 'vault' }) : logger };
+  try {
+    const root = await openRoot(config, options);
+    try {
+      return { root, keystore: await openKeystore(config, options) };
+    } catch (err) {
+      await root.close().catch(() => undefined);
+      throw err;
     }
-    default:
-      throw new StartupError(`root.type ${config.root.type} is not available in this build`);
+  } catch (err) {
+    throw new StartupError((err as Error).message);
   }
-}
-
-async function openKeystore(config: DaemonConfig): Promise<Keystore> {
-  switch (config.keystore.type) {
-    case 'file':
-      return new FileKeystore(config.stateDir);
-    case 'vault-kv':
-      try {
-        const { openVaultKvKeystore } = await import('../vault/wiring.js');
-        return openVaultKvKeystore(config, vaultLogger(config));
-      } catch (err) {
-        throw new StartupError(`keystore (vault-kv): ${(err as Error).message}`);
-      }
-    default:
-      throw new StartupError(`keystore.type ${config.keystore.type} is not available in this build`);
-  }
-}
-
-/** The Vault backends log through their own child of a logger at the configured level. */
-let vaultLog: Logger | undefined;
-function vaultLogger(config: DaemonConfig): Logger {
-  vaultLog ??= createLogger(config.logLevel).child({ component: 'vault' });
-  return vaultLog;
 }

@@ -7,12 +7,13 @@
 //
 // In-process code holds the root key in its own address space, so no policy limits it: every call
 // is allowed, and every call is audited.
-import { closeSync, constants as fsc, existsSync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Caller } from '../access/identity.js';
 import { AuditLog } from '../audit/log.js';
 import { KmsError } from '../errors.js';
 import { KeyService } from '../keys/service.js';
+import { StateDirInUseError, lockStateDir } from '../keystore/state-lock.js';
 import { native } from '../native/index.js';
 import { assertPrivatePath } from '../roots/permissions.js';
 import { validateRequest } from '../rpc/codec.js';
@@ -20,7 +21,9 @@ import { NO_AUDIT, Pipeline, type Authorizer } from '../ops/pipeline.js';
 import { BATCH_COUNT, LIST_LIMIT_MAX, MAX_PLAINTEXT_BYTES, type OpName, type WireContext } from '../ops/protocol.js';
 import { KmsOperations, mergeCtx, type CallOptions, type Converter } from '../ops/api.js';
 import { VERSION } from '../package-info.js';
-import { backendError, openKeystore, openRoot } from './backends.js';
+import { BackendOpenError, backendEndpoint, openKeystore, openRoot } from '../keys/backends.js';
+import type { Keystore } from '../keystore/types.js';
+import type { DaemonConfig } from '../daemon/config.js';
 import type { KmsConfig } from './config.js';
 import type { OperationContext } from './context.js';
 
@@ -29,6 +32,18 @@ const ALLOW_ALL: Authorizer = { decide: () => ({ allowed: true, rule: -1, reason
 export interface KmsManagerOptions {
   /** Operation context sent with every call (a call's own context fields override it). */
   context?: OperationContext | CallOptions;
+}
+
+/** In-process, the backends' operational log goes nowhere: errors reach the caller as KmsError. */
+const SILENT_LOGGER = { info: () => undefined, warn: () => undefined, error: () => undefined };
+
+/** A failure while opening or loading a remote backend, as a KmsError that names the backend (never a credential). */
+function backendError(config: DaemonConfig, err: unknown): unknown {
+  if (config.root.type === 'local' && config.keystore.type === 'file') return err; // local errors name their files
+  const cause = err instanceof BackendOpenError ? err.cause : err;
+  const code = cause instanceof KmsError ? cause.code : 'BackendUnavailable';
+  const where = config.root.type === 'pkcs11' ? `pkcs11 module ${backendEndpoint(config)}` : `vault at ${backendEndpoint(config)}`;
+  return new KmsError(code, `${where}: ${cause instanceof Error ? cause.message : String(cause)}`);
 }
 
 function prepareDir(dir: string, create: boolean, what: string): void {
@@ -62,13 +77,12 @@ export class KmsManager extends KmsOperations {
     if (s.allowUnlockedMemory) native.setAllowUnlockedMemory(true);
     prepareDir(s.stateDir, config.create, 'state directory');
     assertPrivatePath(s.stateDir, 'state directory');
-    const lockPath = join(s.stateDir, 'lock');
-    const lockFd = openSync(lockPath, fsc.O_RDWR | fsc.O_CREAT | fsc.O_NOFOLLOW, 0o600);
+    let lockFd: number;
     try {
-      native.lockFile(lockFd);
+      lockFd = lockStateDir(s.stateDir);
     } catch (err) {
-      closeSync(lockFd);
-      throw new KmsError('Busy', `state directory ${s.stateDir} is in use by a rustfs-kmsd or another KmsManager (${lockPath}: ${(err as Error).message})`);
+      if (!(err instanceof StateDirInUseError)) throw err;
+      throw new KmsError('Busy', `state directory ${s.stateDir} is in use by a rustfs-kmsd or another KmsManager${err.holder} (${join(s.stateDir, 'lock')}: ${err.reason})`);
     }
     let audit: AuditLog | undefined;
     let service: KeyService | undefined;
@@ -80,20 +94,21 @@ export class KmsManager extends KmsOperations {
         });
         audit.lifecycle('library_open', { version: VERSION, pid: process.pid });
       }
-      const root = await openRoot(s, config.create);
-      let keystore: ReturnType<typeof openKeystore>;
+      const backendOptions = { create: config.create, logger: SILENT_LOGGER };
+      const root = await openRoot(s, backendOptions).catch((err: unknown) => { throw backendError(s, err); });
+      let keystore: Keystore;
       try {
-        keystore = openKeystore(s);
+        keystore = await openKeystore(s, backendOptions);
       } catch (err) {
         await root.close().catch(() => undefined);
-        throw err;
+        throw backendError(s, err);
       }
       service = new KeyService({ keystore, root, idleTtlMs: s.cache.idleTtlS * 1000, offlineTtlMs: s.cache.offlineTtlS * 1000 });
       try {
         await service.start();
       } catch (err) {
         // A remote backend that cannot be reached or does not open the keys: say which one.
-        throw config.backend === 'vault' ? backendError(s, err) : err;
+        throw backendError(s, err);
       }
       const auditLog = audit;
       const pipeline = new Pipeline(

@@ -2,8 +2,8 @@
 // Vault client (one login, one token, one connection pool).
 import { VaultTransitRoot } from '../roots/vault-transit.js';
 import { VaultKvKeystore } from '../keystore/vault-kv.js';
-import { acquireVaultClient, type VaultAuthOptions, type VaultClientOptions, type VaultLogger } from './client.js';
-import type { TransportTls } from './transport.js';
+import { acquireVaultClient, type VaultAuthOptions, type VaultClientOptions, type VaultLogger } from '../vault/client.js';
+import type { TransportTls } from '../vault/transport.js';
 
 /** The parts of DaemonConfig that the Vault backends read (DaemonConfig satisfies it). */
 export interface VaultWiringConfig {
