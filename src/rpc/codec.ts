@@ -467,6 +467,19 @@ const unpackr = new Unpackr({
   int64AsType: 'number',
 });
 
+/**
+ * The server's decoder: bin values are views of the frame body, so a plaintext argument has one copy,
+ * off the V8 heap, that the server zeroes with the body. (Copies of 64 bytes or less would be small
+ * typed arrays inside the V8 heap, which move to an off-heap store, unzeroed, when native code reads them.)
+ */
+const viewUnpackr = new Unpackr({
+  useRecords: false,
+  mapsAsObjects: true,
+  copyBuffers: false,
+  moreTypes: false,
+  int64AsType: 'number',
+});
+
 // Scratch state of the pre-scan (decoding is synchronous, so one set serves the whole process).
 const stackRemaining = new Int32Array(MAX_DEPTH + 1);
 const stackIsMap = new Uint8Array(MAX_DEPTH + 1);
@@ -748,10 +761,10 @@ function prescan(b: Buffer): void {
 
 /**
  * Decodes the body of one frame into a value: maps become plain objects, bin becomes a Buffer (a
- * copy, never a view of `body`), str a string, ints numbers. Throws ProtocolError (naming the problem)
+ * copy, never a view of `body`; with binsAsViews, a view of `body`), str a string, ints numbers. Throws ProtocolError (naming the problem)
  * for anything outside the protocol's subset of MessagePack; never throws anything else.
  */
-export function decodeMessage(body: Buffer): unknown {
+export function decodeMessage(body: Buffer, binsAsViews = false): unknown {
   try {
     prescan(body);
   } catch (err) {
@@ -760,7 +773,7 @@ export function decodeMessage(body: Buffer): unknown {
     throw new ProtocolError(`malformed MessagePack: ${err instanceof Error ? err.message : String(err)}`);
   }
   try {
-    return unpackr.unpack(body) as unknown;
+    return (binsAsViews ? viewUnpackr : unpackr).unpack(body) as unknown;
   } catch (err) {
     throw new ProtocolError(`malformed MessagePack: ${err instanceof Error ? err.message : String(err)}`);
   }

@@ -244,13 +244,12 @@ class Connection {
   private handle(body: Buffer): void {
     let value: unknown;
     try {
-      value = decodeMessage(body);
+      value = decodeMessage(body, true); // bin arguments are views of body: zeroed with it once answered
     } catch (err) {
       // Not a MessagePack value we accept: there is no request to record, only an answer to give.
+      body.fill(0);
       this.write(encodeError(0, 'InvalidRequest', err instanceof KmsError ? err.message : 'malformed request'));
       return;
-    } finally {
-      body.fill(0); // the decoded value holds its own copies; the request bytes may be a plaintext
     }
     let request: ReturnType<typeof validateRequest>;
     try {
@@ -259,18 +258,25 @@ class Connection {
       // A readable value that is not a valid request: refused, and recorded like any refusal.
       const message = err instanceof KmsError ? err.message : 'malformed request';
       this.refuse(value, err instanceof ProtocolError ? err.id : 0, message);
+      body.fill(0);
       return;
     }
     const id = request.id;
     if (this.inflight.has(id)) {
       this.refuse(value, id, `request id ${id} is already in flight on this connection`);
+      body.fill(0);
       return;
     }
     this.inflight.add(id);
+    // The pipeline zeroes the parsed plaintexts (views of body) after this reply; body goes with them.
     this.pipeline.run(request.op, request.args, this.caller, request.ctx, 'socket', (error, result, secret) => {
-      if (!this.inflight.has(id)) return; // already failed by shutdown
+      if (!this.inflight.has(id)) {
+        body.fill(0);
+        return; // already failed by shutdown
+      }
       // May throw (an answer the encoder refuses): the pipeline then logs, audits and calls again with Internal.
       const frame = error !== null ? encodeError(id, error.code, error.message) : secret === true ? encodeSecretOk(id, result) : encodeOk(id, result);
+      body.fill(0);
       this.inflight.delete(id);
       this.write(frame, secret === true && error === null);
       if (this.queued.length > 0 || this.readPaused) this.afterReply();
