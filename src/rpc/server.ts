@@ -202,13 +202,14 @@ class Connection {
     this.updateFlow();
   }
 
-  /** Answers once (id 0), stops reading, and leaves the socket to be cut after the flush or a deadline. */
+  /** Answers once (id 0), stops serving, and leaves the socket to be cut when the peer closes or after a deadline. */
   private refuseConnection(code: ErrorCode, message: string): void {
     this.closing = true;
     this.reader.discard();
     clearTimeout(this.frameTimer);
-    this.refusals.refuse(this.socket, encodeError(0, code, message));
-    this.socket.resume(); // read and drop what the peer still sends, so it is not left blocked
+    // Read and drop what the peer still sends until it closes, for frame_timeout_s at most.
+    this.refusals.refuse(this.socket, encodeError(0, code, message), this.limits.frameTimeoutMs);
+    this.socket.resume();
   }
 
   /**
