@@ -110,6 +110,10 @@ export interface DaemonConfig {
     maxInflightPerConnection: number;
     idleTimeoutS: number;
     drainTimeoutS: number;
+    /** Bytes of partial frames all connections together may hold. */
+    maxBufferedBytes: number;
+    /** Seconds a started frame has to complete. */
+    frameTimeoutS: number;
   };
   audit: {
     path: string;
@@ -217,6 +221,8 @@ const DEFAULTS = {
     maxInflightPerConnection: 256,
     idleTimeoutS: 300,
     drainTimeoutS: 10,
+    maxBufferedBytes: 67_108_864,
+    frameTimeoutS: 10,
   },
   audit: { fsync: 'interval' as AuditFsync, fsyncIntervalMs: 1000, maxBytes: 104_857_600 },
   timeoutSecs: 30,
@@ -235,6 +241,8 @@ const RANGES = {
   maxInflightPerConnection: [1, 65_536],
   idleTimeoutS: [0, 86_400],
   drainTimeoutS: [0, 3600],
+  maxBufferedBytes: [1024, 4_294_967_296],
+  frameTimeoutS: [1, 3600],
   idleTtlS: [0, 604_800],
   offlineTtlS: [0, 604_800],
   syncIntervalS: [1, 3600],
@@ -615,6 +623,8 @@ interface Layer {
     maxInflightPerConnection?: number;
     idleTimeoutS?: number;
     drainTimeoutS?: number;
+    maxBufferedBytes?: number;
+    frameTimeoutS?: number;
   };
   audit: { path?: string; fsync?: AuditFsync; fsyncIntervalMs?: number; maxBytes?: number };
   adminHttp?: AdminHttpConfig;
@@ -732,6 +742,8 @@ function applyYaml(layer: Layer, doc: unknown, r: Reader): void {
     'max_inflight_per_connection',
     'idle_timeout_s',
     'drain_timeout_s',
+    'max_buffered_bytes',
+    'frame_timeout_s',
   ]);
   if (lim) {
     const l = layer.limits;
@@ -744,6 +756,8 @@ function applyYaml(layer: Layer, doc: unknown, r: Reader): void {
     );
     put(l, 'idleTimeoutS', r.int('limits.idle_timeout_s', lim.idle_timeout_s, RANGES.idleTimeoutS, SECONDS));
     put(l, 'drainTimeoutS', r.int('limits.drain_timeout_s', lim.drain_timeout_s, RANGES.drainTimeoutS, SECONDS));
+    put(l, 'maxBufferedBytes', r.int('limits.max_buffered_bytes', lim.max_buffered_bytes, RANGES.maxBufferedBytes, BYTES));
+    put(l, 'frameTimeoutS', r.int('limits.frame_timeout_s', lim.frame_timeout_s, RANGES.frameTimeoutS, SECONDS));
   }
 
   const audit = r.section('audit', top.audit, ['path', 'fsync', 'fsync_interval_ms', 'max_bytes']);
@@ -1138,6 +1152,13 @@ function finalize(layer: Layer, opts: FinalizeOptions): DaemonConfig {
     });
   }
   const group = layer.socket.group === null ? undefined : (layer.socket.group ?? (dev ? undefined : PROD_SOCKET_GROUP));
+  const maxFrameBytes = layer.limits.maxFrameBytes ?? DEFAULTS.limits.maxFrameBytes;
+  const maxBufferedBytes = layer.limits.maxBufferedBytes ?? DEFAULTS.limits.maxBufferedBytes;
+  if (maxBufferedBytes < maxFrameBytes) {
+    // Otherwise a frame of the allowed size could never be received.
+    fail('limits.max_buffered_bytes', `an integer number of bytes of at least limits.max_frame_bytes (${maxFrameBytes})`,
+      `expected at least limits.max_frame_bytes (${maxFrameBytes}), got ${maxBufferedBytes}: one frame of the largest allowed size must fit`);
+  }
 
   const rootType = layer.root.type ?? 'local';
   const keystoreType = layer.keystore.type ?? 'file';
@@ -1230,11 +1251,13 @@ function finalize(layer: Layer, opts: FinalizeOptions): DaemonConfig {
       offlineTtlS: layer.cache.offlineTtlS ?? DEFAULTS.cache.offlineTtlS,
     },
     limits: {
-      maxFrameBytes: layer.limits.maxFrameBytes ?? DEFAULTS.limits.maxFrameBytes,
+      maxFrameBytes,
       maxConnections: layer.limits.maxConnections ?? DEFAULTS.limits.maxConnections,
       maxInflightPerConnection: layer.limits.maxInflightPerConnection ?? DEFAULTS.limits.maxInflightPerConnection,
       idleTimeoutS: layer.limits.idleTimeoutS ?? DEFAULTS.limits.idleTimeoutS,
       drainTimeoutS: layer.limits.drainTimeoutS ?? DEFAULTS.limits.drainTimeoutS,
+      maxBufferedBytes,
+      frameTimeoutS: layer.limits.frameTimeoutS ?? DEFAULTS.limits.frameTimeoutS,
     },
     audit: {
       path: layer.audit.path ?? (dev ? path.join(stateDir, 'audit.log') : PROD_AUDIT_PATH),

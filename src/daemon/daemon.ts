@@ -97,6 +97,8 @@ export async function startDaemon(config: DaemonConfig, options: StartOptions): 
       maxConnections: config.limits.maxConnections,
       maxInflightPerConnection: config.limits.maxInflightPerConnection,
       idleTimeoutMs: config.limits.idleTimeoutS * 1000,
+      maxBufferedBytes: config.limits.maxBufferedBytes,
+      frameTimeoutMs: config.limits.frameTimeoutS * 1000,
     }, logger);
 
     let socketGid: number | undefined;

@@ -45,6 +45,18 @@ export interface Operation<A = unknown> {
   readonly handle: (env: OperationEnv, args: A, scope: Scope) => unknown;
   /** Key fields for the audit record, from the arguments and (when it succeeded) the result. */
   readonly audit: (args: A, result: unknown) => AuditKeyFields;
+  /** The answer holds plaintexts (data keys, decrypted data): its encoded frame is zeroed once written. */
+  readonly secretAnswer?: boolean;
+  /** Zeroes the plaintexts in the parsed arguments and the result, once the transport has copied them out. */
+  readonly wipe?: (args: A, result: unknown) => void;
+}
+
+/** Zeroes `result.plaintext` (and each `result.keys[i].plaintext`) when present. */
+function wipePlaintexts(result: unknown): void {
+  if (typeof result !== 'object' || result === null) return;
+  const r = result as { plaintext?: unknown; keys?: unknown };
+  if (r.plaintext instanceof Uint8Array) r.plaintext.fill(0);
+  if (Array.isArray(r.keys)) for (const k of r.keys) wipePlaintexts(k);
 }
 
 type Args = Record<string, unknown>;
@@ -300,6 +312,7 @@ const operations: Operation<never>[] = [
     handle: (env, a) =>
       then(env.service.encrypt(a.keyId, a.plaintext, a.context), (r) => ({ ciphertext: r.ciphertext, key_id: r.keyId, key_version: r.keyVersion })),
     audit: auditKeyId,
+    wipe: (a) => a.plaintext.fill(0),
   } satisfies Operation<{ keyId: string; plaintext: Buffer; context: EncryptionContext | undefined }>,
   {
     op: 'decrypt',
@@ -311,6 +324,8 @@ const operations: Operation<never>[] = [
     keys: (a) => ciphertextKeys(a.ciphertext),
     handle: (env, a) =>
       then(env.service.decrypt(a.ciphertext, a.context), (r) => ({ plaintext: r.plaintext, key_id: r.keyId, key_version: r.keyVersion })),
+    secretAnswer: true,
+    wipe: (_a, result) => wipePlaintexts(result),
     audit: (a, result) => {
       const header = parseEnvelope(a.ciphertext);
       return header === null ? keyFields(result) : { key_id: header.keyId, key_version: header.keyVersion };
@@ -332,6 +347,8 @@ const operations: Operation<never>[] = [
     // The parsed args are already DataKeyOptions: passed as they are, no copies on the hot path.
     handle: (env, a) => then(env.service.generateDataKey(a.keyId, a), wireDataKey),
     audit: auditKeyId,
+    secretAnswer: true,
+    wipe: (_a, result) => wipePlaintexts(result),
   } satisfies Operation<{ keyId: string; context?: EncryptionContext; bytes?: number; withoutPlaintext?: boolean }>,
   {
     op: 'generate_data_key_batch',
@@ -349,6 +366,8 @@ const operations: Operation<never>[] = [
     handle: (env, a) =>
       then(env.service.generateDataKeyBatch(a.keyId, a.count, a), (r) => ({ key_id: r.keyId, key_version: r.keyVersion, keys: r.keys })),
     audit: auditKeyId,
+    secretAnswer: true,
+    wipe: (_a, result) => wipePlaintexts(result),
   } satisfies Operation<{ keyId: string; count: number; context?: EncryptionContext; bytes?: number }>,
   {
     op: 're_encrypt',

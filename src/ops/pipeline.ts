@@ -5,7 +5,7 @@ import { performance } from 'node:perf_hooks';
 import { KmsError } from '../errors.js';
 import type { Caller } from '../access/identity.js';
 import type { Decision } from '../access/policy.js';
-import { OPERATION_TABLE, type OperationEnv } from './operations.js';
+import { OPERATION_TABLE, type Operation, type OperationEnv } from './operations.js';
 import type { WireContext } from './protocol.js';
 import type { AuditEvent, AuditSink } from '../audit/event.js';
 import type { Logger } from '../logging.js';
@@ -18,7 +18,12 @@ export interface Authorizer {
 
 export type { Logger } from '../logging.js';
 
-export type Reply = (error: KmsError | null, result?: unknown) => void;
+/**
+ * Gives the answer. `secret` says the result holds plaintexts (data keys, decrypted data). It may
+ * throw (an answer that cannot be encoded): the pipeline then logs, audits and calls it once more
+ * with Internal.
+ */
+export type Reply = (error: KmsError | null, result?: unknown, secret?: boolean) => void;
 
 /** Sees every finished request (after its audit record), e.g. for metrics; must not throw or block. */
 export type PipelineObserver = (event: Readonly<AuditEvent>) => void;
@@ -65,16 +70,29 @@ export class Pipeline {
     this.authorizer = authorizer;
   }
 
-  /** Runs one request; `reply` is called exactly once, synchronously when the handler was. */
+  /**
+   * Runs one request; `reply` is called once, synchronously when the handler was (twice only when the
+   * first call threw: the second carries Internal). Nothing the operation or `reply` throws escapes.
+   * `copiesResult`: the transport copies the result out inside `reply` (the socket encodes it), so
+   * the plaintexts in the arguments and the result are zeroed as soon as `reply` returns.
+   */
   run(
     opName: string, args: Record<string, unknown>, caller: Caller, claimed: WireContext | undefined,
-    transport: AuditEvent['transport'], reply: Reply,
+    transport: AuditEvent['transport'], reply: Reply, copiesResult = false,
   ): void {
     const started = performance.now();
     const event: AuditEvent = { op: opName, transport, caller, claimed, outcome: 'failure', durationUs: 0 };
-    const finish = (error: KmsError | null, result?: unknown, fields?: { key_id?: string; key_version?: number }) => {
-      if (fields?.key_id !== undefined) event.keyId = fields.key_id;
-      if (fields?.key_version !== undefined) event.keyVersion = fields.key_version;
+    const operation = OPERATION_TABLE.get(opName);
+    let parsed: unknown;
+    let parsedOk = false;
+    let finished = false;
+    const finish = (error: KmsError | null, result?: unknown) => {
+      if (finished) {
+        this.logger?.error({ op: opName }, 'an operation finished twice; the second outcome is dropped');
+        return;
+      }
+      finished = true;
+      if (parsedOk && operation !== undefined) this.addKeyFields(event, operation, parsed, error === null ? result : undefined);
       if (error !== null) {
         event.errorCode = error.code;
         if (error.code === 'AccessDenied') event.outcome = 'denied';
@@ -88,45 +106,86 @@ export class Pipeline {
         // An audit record that cannot be written means the operation must not be answered as done.
         this.logger?.error({ err: (err as Error).message, op: opName }, 'audit write failed');
         if (this.observer !== undefined) this.observe({ ...event, outcome: 'failure', errorCode: 'Internal' });
-        reply(new KmsError('Internal', 'the audit log could not be written'));
+        this.deliver(reply, event, new KmsError('Internal', 'the audit log could not be written'), undefined, false);
+        this.wipe(copiesResult, operation, parsedOk, parsed, result);
         return;
       }
       if (this.observer !== undefined) this.observe(event);
-      reply(error, result);
+      this.deliver(reply, event, error, result, error === null && operation?.secretAnswer === true);
+      this.wipe(copiesResult, operation, parsedOk, parsed, result);
     };
 
-    const operation = OPERATION_TABLE.get(opName);
-    if (operation === undefined) {
-      finish(new KmsError('UnknownOperation', `unknown operation "${opName.slice(0, 64)}"`));
-      return;
-    }
-    let parsed: unknown;
     try {
-      parsed = operation.parse(args);
+      if (operation === undefined) {
+        finish(new KmsError('UnknownOperation', `unknown operation "${opName.slice(0, 64)}"`));
+        return;
+      }
+      try {
+        parsed = operation.parse(args);
+      } catch (err) {
+        finish(this.toKmsError(err, opName));
+        return;
+      }
+      parsedOk = true;
+      const keys = operation.keys(parsed);
+      const decision = this.authorizer.decide(caller, operation.action, keys);
+      if (!decision.allowed) {
+        finish(new KmsError('AccessDenied', `${opName} denied: ${decision.reason}`));
+        return;
+      }
+      const outcome: unknown = operation.handle(this.env, parsed, decision);
+      if (outcome instanceof Promise) {
+        outcome.then(
+          (result: unknown) => finish(null, result),
+          (err: unknown) => finish(this.toKmsError(err, opName)),
+        );
+      } else {
+        finish(null, outcome);
+      }
     } catch (err) {
-      finish(this.toKmsError(err, opName));
-      return;
+      // A handler (or a policy, or an argument reader) that throws where it should not: Internal.
+      if (!finished) finish(this.toKmsError(err, opName));
+      else this.logger?.error({ err: err instanceof Error ? err.message : String(err), op: opName }, 'an operation failed after it was answered');
     }
-    const keys = operation.keys(parsed);
-    const decision = this.authorizer.decide(caller, operation.action, keys);
-    if (!decision.allowed) {
-      finish(new KmsError('AccessDenied', `${opName} denied: ${decision.reason}`), undefined, operation.audit(parsed, undefined));
-      return;
-    }
-    let outcome: unknown;
+  }
+
+  /** Calls reply; if it throws, logs it, audits an Internal line and answers Internal instead. */
+  private deliver(reply: Reply, event: AuditEvent, error: KmsError | null, result: unknown, secret: boolean): void {
     try {
-      outcome = operation.handle(this.env, parsed, decision);
-    } catch (err) {
-      finish(this.toKmsError(err, opName), undefined, operation.audit(parsed, undefined));
+      reply(error, result, secret);
       return;
+    } catch (err) {
+      this.logger?.error({ err: err instanceof Error ? err.message : String(err), op: event.op }, 'the answer could not be given; answering Internal');
     }
-    if (outcome instanceof Promise) {
-      outcome.then(
-        (result: unknown) => finish(null, result, operation.audit(parsed, result)),
-        (err: unknown) => finish(this.toKmsError(err, opName), undefined, operation.audit(parsed, undefined)),
-      );
-    } else {
-      finish(null, outcome, operation.audit(parsed, outcome));
+    try {
+      this.audit.record({ ...event, outcome: 'failure', errorCode: 'Internal' });
+    } catch (err) {
+      this.logger?.error({ err: (err as Error).message, op: event.op }, 'audit write failed');
+    }
+    try {
+      reply(new KmsError('Internal', `${event.op.slice(0, 64)} could not be answered; see the daemon's log`));
+    } catch (err) {
+      this.logger?.error({ err: err instanceof Error ? err.message : String(err), op: event.op }, 'the Internal answer could not be given either');
+    }
+  }
+
+  private addKeyFields(event: AuditEvent, operation: Operation<unknown>, parsed: unknown, result: unknown): void {
+    try {
+      const fields = operation.audit(parsed, result);
+      if (fields.key_id !== undefined) event.keyId = fields.key_id;
+      if (fields.key_version !== undefined) event.keyVersion = fields.key_version;
+    } catch (err) {
+      this.logger?.error({ err: err instanceof Error ? err.message : String(err), op: event.op }, 'audit fields could not be read');
+    }
+  }
+
+  /** Zeroes the plaintexts of a request whose answer the transport has copied out. */
+  private wipe(copiesResult: boolean, operation: Operation<unknown> | undefined, parsedOk: boolean, parsed: unknown, result: unknown): void {
+    if (!copiesResult || !parsedOk || operation?.wipe === undefined) return;
+    try {
+      operation.wipe(parsed, result);
+    } catch (err) {
+      this.logger?.error({ err: err instanceof Error ? err.message : String(err), op: operation.op }, 'plaintexts could not be zeroed');
     }
   }
 

@@ -20,6 +20,7 @@ import {
   type WireRequest,
   type WireResponse,
 } from '../ops/protocol.js';
+import type { ByteBudget } from './byte-budget.js';
 
 // ---------------------------------------------------------------------------------------------------
 // Errors
@@ -173,6 +174,37 @@ export function encodeOk(id: number, result: unknown): Buffer {
   return encodeFlatOk(id, result) ?? encodeFrame({ id, ok: true, result });
 }
 
+/**
+ * encodeOk for an answer that holds plaintexts: the frame is the only copy the encoder leaves, so
+ * zeroing it once written leaves none. msgpackr copies what it wrote so far into a bigger buffer when
+ * its slab runs out, and drops the old one unzeroed; a fresh buffer sized for the worst case avoids that.
+ */
+export function encodeSecretOk(id: number, result: unknown): Buffer {
+  const flat = encodeFlatOk(id, result);
+  if (flat !== null) return flat;
+  const value = { id, ok: true, result };
+  packr.useBuffer(Buffer.allocUnsafeSlow(4 + packedSizeBound(value, 0) + PACKR_SLACK_BYTES));
+  return encodeFrame(value);
+}
+
+/** msgpackr wants this much room past the value before it starts (it checks strings at 3 bytes a char). */
+const PACKR_SLACK_BYTES = 0x1000;
+
+/** An upper bound on the MessagePack size of v as msgpackr checks room for it. */
+function packedSizeBound(v: unknown, depth: number): number {
+  if (typeof v === 'string') return 5 + v.length * 3;
+  if (typeof v !== 'object' || v === null) return 9;
+  if (v instanceof Uint8Array) return 5 + v.length;
+  if (depth > MAX_DEPTH) return 9; // encodeFrame refuses it anyway
+  let size = 5;
+  if (Array.isArray(v)) {
+    for (const x of v) size += packedSizeBound(x, depth + 1);
+    return size;
+  }
+  for (const k in v as Record<string, unknown>) size += 5 + k.length * 3 + packedSizeBound((v as Record<string, unknown>)[k], depth + 1);
+  return size;
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Hot path: the data operations answer flat maps of bin, short ASCII str and uint32 values
 // (generate_data_key, encrypt, decrypt, re_encrypt). Those are written directly, byte for byte what
@@ -286,23 +318,40 @@ export function encodeErrorFrom(id: number, err: unknown): Buffer {
  * completed by it, in order (a zero-length frame yields an empty Buffer, which decodeMessage rejects).
  *
  * A body that lies entirely inside one pushed chunk is returned as a view of that chunk (no copy); a
- * body spread over several chunks is assembled in its own exactly-sized Buffer. The reader never
- * writes into a chunk or into a Buffer it has returned, so bodies are safe to keep as long as the
- * caller does not modify the chunks it pushed.
+ * body spread over several chunks is assembled in its own Buffer, which grows with the bytes that have
+ * arrived (never to more than the announced length): a header alone costs nothing. The reader never
+ * writes into a Buffer it has returned, so bodies are safe to keep as long as the caller does not modify
+ * the chunks (with wipeCopied, the reader itself zeroes the chunk bytes it copied into a partial body).
  *
  * At most 4 header bytes plus one partial body (≤ maxFrameBytes) are held. A header announcing more
  * than maxFrameBytes throws FrameTooLargeError immediately, before the body arrives; the reader then
- * stays failed and every later push throws the same error (the connection is to be closed).
+ * stays failed and every later push throws the same error (the connection is to be closed). With a
+ * budget, the partial body's memory is reserved from it as it grows; when the budget is spent, push
+ * throws BufferBudgetError (code Busy) and the connection is to be closed.
  */
+export interface FrameReaderOptions {
+  /** Shared memory budget of partial bodies (all connections of a server). */
+  budget?: ByteBudget;
+  /** Zero the chunk bytes copied into a partial body (they may be a plaintext; the server owns its chunks). */
+  wipeCopied?: boolean;
+}
+
 export class FrameReader {
   readonly maxFrameBytes: number;
   private readonly header = Buffer.alloc(4);
   private headerFill = 0;
+  /** The partial body: `body` holds bodyFill of bodyLength bytes. */
   private body: Buffer | null = null;
   private bodyFill = 0;
-  private failure: FrameTooLargeError | null = null;
+  private bodyLength = 0;
+  private failure: KmsError | null = null;
 
-  constructor(maxFrameBytes: number) {
+  private readonly budget: ByteBudget | undefined;
+  private readonly wipeCopied: boolean;
+
+  constructor(maxFrameBytes: number, options: FrameReaderOptions = {}) {
+    this.budget = options.budget;
+    this.wipeCopied = options.wipeCopied === true;
     if (!Number.isInteger(maxFrameBytes) || maxFrameBytes < 0 || maxFrameBytes > 0xffffffff) {
       throw new RangeError(`maxFrameBytes must be an integer in 0..4294967295, not ${maxFrameBytes}`);
     }
@@ -314,22 +363,38 @@ export class FrameReader {
     return this.headerFill + this.bodyFill;
   }
 
+  /** A frame has started and not completed. */
+  get partial(): boolean {
+    return this.headerFill > 0 || this.body !== null;
+  }
+
+  /** Drops the partial frame (zeroed) and returns its memory to the budget; the connection is done. */
+  discard(): void {
+    if (this.body !== null) {
+      this.body.fill(0, 0, this.bodyFill);
+      this.budget?.release(this.body.length);
+      this.body = null;
+    }
+    this.bodyFill = 0;
+    this.headerFill = 0;
+  }
+
   push(chunk: Buffer): Buffer[] {
     if (this.failure !== null) throw this.failure;
     const out: Buffer[] = [];
     const len = chunk.length;
     let off = 0;
     while (off < len) {
-      const body = this.body;
-      if (body !== null) {
-        const take = Math.min(body.length - this.bodyFill, len - off);
-        chunk.copy(body, this.bodyFill, off, off + take);
-        this.bodyFill += take;
+      if (this.body !== null) {
+        const take = Math.min(this.bodyLength - this.bodyFill, len - off);
+        this.append(chunk, off, take);
         off += take;
-        if (this.bodyFill === body.length) {
-          out.push(body);
+        if (this.bodyFill === this.bodyLength) {
+          const body = this.body;
+          this.budget?.release(body.length);
           this.body = null;
           this.bodyFill = 0;
+          out.push(body);
         }
         continue;
       }
@@ -354,16 +419,42 @@ export class FrameReader {
         out.push(chunk.subarray(off, off + n));
         off += n;
       } else {
-        const b = Buffer.allocUnsafe(n);
-        chunk.copy(b, 0, off, len);
-        this.body = b;
-        this.bodyFill = len - off;
+        this.body = EMPTY;
+        this.bodyLength = n;
+        this.append(chunk, off, len - off);
         off = len;
       }
     }
     return out;
   }
+
+  /** Copies take bytes of the chunk into the partial body, growing it (within the budget) as needed. */
+  private append(chunk: Buffer, off: number, take: number): void {
+    const need = this.bodyFill + take;
+    let body = this.body as Buffer;
+    if (need > body.length) {
+      const size = Math.min(this.bodyLength, Math.max(need, body.length * 2, MIN_PARTIAL_BYTES));
+      try {
+        this.budget?.reserve(size - body.length); // what is reserved always equals body.length
+      } catch (err) {
+        this.discard();
+        this.failure = err as KmsError;
+        throw err;
+      }
+      const grown = Buffer.allocUnsafe(size);
+      body.copy(grown, 0, 0, this.bodyFill);
+      body.fill(0, 0, this.bodyFill);
+      this.body = body = grown;
+    }
+    chunk.copy(body, this.bodyFill, off, off + take);
+    if (this.wipeCopied) chunk.fill(0, off, off + take); // the copy is the only one that stays
+    this.bodyFill = need;
+  }
 }
+
+const EMPTY = Buffer.alloc(0);
+/** The first allocation of a partial body: small enough that a header alone costs little. */
+const MIN_PARTIAL_BYTES = 1024;
 
 // ---------------------------------------------------------------------------------------------------
 // Decoding
@@ -372,6 +463,19 @@ const unpackr = new Unpackr({
   useRecords: false,
   mapsAsObjects: true,
   copyBuffers: true,
+  moreTypes: false,
+  int64AsType: 'number',
+});
+
+/**
+ * The server's decoder: bin values are views of the frame body, so a plaintext argument has one copy,
+ * off the V8 heap, that the server zeroes with the body. (Copies of 64 bytes or less would be small
+ * typed arrays inside the V8 heap, which move to an off-heap store, unzeroed, when native code reads them.)
+ */
+const viewUnpackr = new Unpackr({
+  useRecords: false,
+  mapsAsObjects: true,
+  copyBuffers: false,
   moreTypes: false,
   int64AsType: 'number',
 });
@@ -657,10 +761,10 @@ function prescan(b: Buffer): void {
 
 /**
  * Decodes the body of one frame into a value: maps become plain objects, bin becomes a Buffer (a
- * copy, never a view of `body`), str a string, ints numbers. Throws ProtocolError (naming the problem)
+ * copy, never a view of `body`; with binsAsViews, a view of `body`), str a string, ints numbers. Throws ProtocolError (naming the problem)
  * for anything outside the protocol's subset of MessagePack; never throws anything else.
  */
-export function decodeMessage(body: Buffer): unknown {
+export function decodeMessage(body: Buffer, binsAsViews = false): unknown {
   try {
     prescan(body);
   } catch (err) {
@@ -669,7 +773,7 @@ export function decodeMessage(body: Buffer): unknown {
     throw new ProtocolError(`malformed MessagePack: ${err instanceof Error ? err.message : String(err)}`);
   }
   try {
-    return unpackr.unpack(body) as unknown;
+    return (binsAsViews ? viewUnpackr : unpackr).unpack(body) as unknown;
   } catch (err) {
     throw new ProtocolError(`malformed MessagePack: ${err instanceof Error ? err.message : String(err)}`);
   }

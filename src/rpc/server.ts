@@ -4,8 +4,10 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { native } from '../native/index.js';
 import { peerCaller, type Caller } from '../access/identity.js';
-import { KmsError } from '../errors.js';
-import { FrameReader, FrameTooLargeError, ProtocolError, decodeMessage, encodeError, encodeOk, validateRequest } from './codec.js';
+import { KmsError, type ErrorCode } from '../errors.js';
+import { FrameReader, ProtocolError, decodeMessage, encodeError, encodeOk, encodeSecretOk, validateRequest } from './codec.js';
+import { ByteBudget } from './byte-budget.js';
+import { Refusals } from './refusals.js';
 import type { Pipeline } from '../ops/pipeline.js';
 import type { Logger as ServerLogger } from '../logging.js';
 
@@ -14,6 +16,10 @@ export interface ServerLimits {
   maxConnections: number;
   maxInflightPerConnection: number;
   idleTimeoutMs: number;
+  /** Bytes of partial frames all connections together may hold (limits.max_buffered_bytes). */
+  maxBufferedBytes: number;
+  /** A frame that has started must complete within this (limits.frame_timeout_s). */
+  frameTimeoutMs: number;
 }
 
 export type { Logger as ServerLogger } from '../logging.js';
@@ -28,12 +34,18 @@ const OUTCOME_UNKNOWN = 'the daemon shut down before this request finished; it m
 const WRITE_BUDGET_BYTES = 256 * 1024;
 /** After the drain, how long answers may take to reach peers before their connections are cut. */
 const SHUTDOWN_GRACE_MS = 2000;
+/** A refused connection (Busy, FrameTooLarge, …) is cut this long after its last answer, read or not. */
+const REFUSAL_DEADLINE_MS = 1000;
+/** Refusals waiting for their peer at once; past this, refused connections are cut without an answer. */
+const MAX_PENDING_REFUSALS = 64;
 
 export class SocketServer {
   private readonly server: Server;
   private readonly connections = new Set<Connection>();
   /** Every accepted socket, served or being refused, so shutdown can cut what lingers. */
   private readonly sockets = new Set<Socket>();
+  private readonly budget: ByteBudget;
+  private readonly refusals: Refusals;
   private accepting = true;
 
   constructor(
@@ -41,6 +53,8 @@ export class SocketServer {
     readonly limits: ServerLimits,
     private readonly logger: ServerLogger,
   ) {
+    this.budget = new ByteBudget(limits.maxBufferedBytes);
+    this.refusals = new Refusals(logger, REFUSAL_DEADLINE_MS, MAX_PENDING_REFUSALS);
     this.server = createServer({ pauseOnConnect: true }, (socket) => this.accept(socket));
     this.server.on('error', (err) => this.logger.error({ err: err.message }, 'socket server error'));
   }
@@ -65,7 +79,14 @@ export class SocketServer {
     });
   }
 
+  /** Bytes of partial frames held across all connections. */
+  get bufferedBytes(): number {
+    return this.budget.usedBytes;
+  }
+
   private accept(socket: Socket): void {
+    // First of all: a peer that vanished (EPIPE, ECONNRESET) must never become an unhandled 'error'.
+    socket.on('error', () => socket.destroy());
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));
     if (!this.accepting) {
@@ -82,10 +103,12 @@ export class SocketServer {
       return;
     }
     if (this.connections.size >= this.limits.maxConnections) {
-      socket.end(encodeError(0, 'Busy', `too many connections; the limit is ${this.limits.maxConnections}`));
+      this.refusals.refuse(socket, encodeError(0, 'Busy', `too many connections; the limit is ${this.limits.maxConnections}`));
       return;
     }
-    const connection = new Connection(socket, caller, this.pipeline, this.limits, () => this.connections.delete(connection));
+    const connection = new Connection(socket, caller, this.pipeline, this.limits, this.budget, this.refusals, () => {
+      this.connections.delete(connection);
+    });
     this.connections.add(connection);
     socket.resume();
   }
@@ -129,15 +152,20 @@ class Connection {
   private closing = false;
   /** Shutdown began: reading stays stopped even when answers free in-flight capacity. */
   private draining = false;
+  /** When the frame in progress started (ms since the epoch), 0 when none is. */
+  private partialSince = 0;
+  private frameTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly socket: Socket,
     private readonly caller: Caller,
     private readonly pipeline: Pipeline,
     private readonly limits: ServerLimits,
+    budget: ByteBudget,
+    private readonly refusals: Refusals,
     onClose: () => void,
   ) {
-    this.reader = new FrameReader(limits.maxFrameBytes);
+    this.reader = new FrameReader(limits.maxFrameBytes, { budget, wipeCopied: true });
     socket.setNoDelay?.(true);
     socket.setTimeout(limits.idleTimeoutMs, () => {
       if (this.inflight.size === 0) socket.destroy();
@@ -147,23 +175,24 @@ class Connection {
     socket.on('error', () => socket.destroy());
     socket.on('close', () => {
       this.closing = true;
+      this.reader.discard(); // its bytes go back to the shared budget
+      clearTimeout(this.frameTimer);
       onClose();
     });
   }
 
   private onData(chunk: Buffer): void {
     if (this.draining) return; // paused for shutdown (defensive): nothing read after that is started
-    if (this.closing) return; // answered FrameTooLarge: the rest of that frame is discarded, unanswered
+    if (this.closing) return; // refused (FrameTooLarge, …): the rest of the stream is discarded, unanswered
     let frames: Buffer[];
     try {
       frames = this.reader.push(chunk);
     } catch (err) {
-      const message = err instanceof FrameTooLargeError ? err.message : 'malformed frame';
-      const code = err instanceof FrameTooLargeError ? 'FrameTooLarge' : 'InvalidRequest';
-      this.closing = true;
-      this.socket.end(encodeError(0, code, message));
+      // FrameTooLarge from the header, or Busy when the shared budget of partial frames is spent.
+      this.refuseConnection(err instanceof KmsError ? err.code : 'InvalidRequest', err instanceof KmsError ? err.message : 'malformed frame');
       return;
     }
+    this.trackFrameDeadline(frames.length > 0);
     if (frames.length === 0) return;
     this.cork();
     for (const body of frames) {
@@ -173,12 +202,53 @@ class Connection {
     this.updateFlow();
   }
 
+  /** Answers once (id 0), stops serving, and leaves the socket to be cut when the peer closes or after a deadline. */
+  private refuseConnection(code: ErrorCode, message: string): void {
+    this.closing = true;
+    this.reader.discard();
+    clearTimeout(this.frameTimer);
+    // Read and drop what the peer still sends until it closes, for frame_timeout_s at most.
+    this.refusals.refuse(this.socket, encodeError(0, code, message), this.limits.frameTimeoutMs);
+    this.socket.resume();
+  }
+
+  /**
+   * A started frame must complete within frame_timeout_s, however slowly its bytes trickle in (each
+   * byte renews the idle timer, not this deadline). One timer per connection, armed only while a
+   * frame is partial; completed frames just restart the clock.
+   */
+  private trackFrameDeadline(completedSome: boolean): void {
+    if (!this.reader.partial) {
+      this.partialSince = 0;
+      return;
+    }
+    if (completedSome || this.partialSince === 0) this.partialSince = Date.now();
+    if (this.frameTimer === undefined) this.armFrameTimer(this.limits.frameTimeoutMs);
+  }
+
+  private armFrameTimer(delayMs: number): void {
+    this.frameTimer = setTimeout(() => {
+      this.frameTimer = undefined;
+      if (this.closing || !this.reader.partial || this.partialSince === 0) return;
+      const left = this.partialSince + this.limits.frameTimeoutMs - Date.now();
+      if (left > 0) {
+        this.armFrameTimer(left);
+        return;
+      }
+      const seconds = this.limits.frameTimeoutMs / 1000;
+      this.refuseConnection('InvalidRequest',
+        `a frame was still incomplete after ${seconds} s (${this.reader.bufferedBytes} bytes received); the limit is ${seconds} s (limits.frame_timeout_s)`);
+    }, delayMs);
+    this.frameTimer.unref();
+  }
+
   private handle(body: Buffer): void {
     let value: unknown;
     try {
-      value = decodeMessage(body);
+      value = decodeMessage(body, true); // bin arguments are views of body: zeroed with it once answered
     } catch (err) {
       // Not a MessagePack value we accept: there is no request to record, only an answer to give.
+      body.fill(0);
       this.write(encodeError(0, 'InvalidRequest', err instanceof KmsError ? err.message : 'malformed request'));
       return;
     }
@@ -189,19 +259,29 @@ class Connection {
       // A readable value that is not a valid request: refused, and recorded like any refusal.
       const message = err instanceof KmsError ? err.message : 'malformed request';
       this.refuse(value, err instanceof ProtocolError ? err.id : 0, message);
+      body.fill(0);
       return;
     }
     const id = request.id;
     if (this.inflight.has(id)) {
       this.refuse(value, id, `request id ${id} is already in flight on this connection`);
+      body.fill(0);
       return;
     }
     this.inflight.add(id);
-    this.pipeline.run(request.op, request.args, this.caller, request.ctx, 'socket', (error, result) => {
-      if (!this.inflight.delete(id)) return; // already failed by shutdown
-      this.write(error === null ? encodeOk(id, result) : encodeError(id, error.code, error.message));
+    // The pipeline zeroes the parsed plaintexts (views of body) after this reply; body goes with them.
+    this.pipeline.run(request.op, request.args, this.caller, request.ctx, 'socket', (error, result, secret) => {
+      if (!this.inflight.has(id)) {
+        body.fill(0);
+        return; // already failed by shutdown
+      }
+      // May throw (an answer the encoder refuses): the pipeline then logs, audits and calls again with Internal.
+      const frame = error !== null ? encodeError(id, error.code, error.message) : secret === true ? encodeSecretOk(id, result) : encodeOk(id, result);
+      body.fill(0);
+      this.inflight.delete(id);
+      this.write(frame, secret === true && error === null);
       if (this.queued.length > 0 || this.readPaused) this.afterReply();
-    });
+    }, true);
   }
 
   /** Answers InvalidRequest and writes the refusal to the audit log (op as claimed, if any). */
@@ -225,10 +305,15 @@ class Connection {
     this.updateFlow();
   }
 
-  private write(frame: Buffer): void {
-    if (this.closing) return;
+  /** secret: the frame holds plaintexts and is zeroed once the kernel has taken it (or the write failed). */
+  private write(frame: Buffer, secret = false): void {
+    if (this.closing) {
+      if (secret) frame.fill(0);
+      return;
+    }
     this.cork();
-    this.socket.write(frame);
+    if (secret) this.socket.write(frame, () => frame.fill(0));
+    else this.socket.write(frame);
   }
 
   /** Batches the writes of one tick into one syscall. */

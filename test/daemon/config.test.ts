@@ -85,6 +85,8 @@ describe('defaults', () => {
         maxInflightPerConnection: 256,
         idleTimeoutS: 300,
         drainTimeoutS: 10,
+        maxBufferedBytes: 67108864,
+        frameTimeoutS: 10,
       },
       audit: { path: '/var/log/rustfs-kms/audit.log', fsync: 'interval', fsyncIntervalMs: 1000, maxBytes: 104857600 },
       timeoutSecs: 30,
@@ -229,6 +231,8 @@ policy: [ { match: { group: rustfs }, allow: [generate_data_key, generate_data_k
       maxInflightPerConnection: 256,
       idleTimeoutS: 300,
       drainTimeoutS: 10,
+      maxBufferedBytes: 67108864,
+      frameTimeoutS: 10,
     });
     expect(c.audit.path).toBe('/var/log/rustfs-kms/audit.log');
     expect(c.adminHttp).toEqual({
@@ -280,7 +284,7 @@ root:
     tls: { ca_file: /etc/ca.pem, cert_file: /etc/client.pem, key_file: /etc/client.key, server_name: vault.internal }
 keystore: { type: vault-kv, prefix: clusters/a, sync_interval_s: 30 }
 cache: { idle_ttl_s: 60, offline_ttl_s: 0 }
-limits: { max_frame_bytes: 65536, max_connections: 16, max_inflight_per_connection: 8, idle_timeout_s: 0, drain_timeout_s: 3 }
+limits: { max_frame_bytes: 65536, max_connections: 16, max_inflight_per_connection: 8, idle_timeout_s: 0, drain_timeout_s: 3, max_buffered_bytes: 1048576, frame_timeout_s: 5 }
 audit: { path: /srv/kms/audit.log, fsync: always, fsync_interval_ms: 50, max_bytes: 0 }
 admin_http: { listen: "[::1]:9443", access_key: ops-admin, secret_key_file: /srv/kms/admin.secret, region: eu-west-1, max_connections: 32 }
 policy:
@@ -318,7 +322,7 @@ policy:
       },
       keystore: { type: 'vault-kv', kvMount: 'kv', prefix: 'clusters/a', syncIntervalS: 30 },
       cache: { idleTtlS: 60, offlineTtlS: 0 },
-      limits: { maxFrameBytes: 65536, maxConnections: 16, maxInflightPerConnection: 8, idleTimeoutS: 0, drainTimeoutS: 3 },
+      limits: { maxFrameBytes: 65536, maxConnections: 16, maxInflightPerConnection: 8, idleTimeoutS: 0, drainTimeoutS: 3, maxBufferedBytes: 1048576, frameTimeoutS: 5 },
       audit: { path: '/srv/kms/audit.log', fsync: 'always', fsyncIntervalMs: 50, maxBytes: 0 },
       adminHttp: {
         listen: '[::1]:9443', accessKey: 'ops-admin', secretKeyFile: '/srv/kms/admin.secret', region: 'eu-west-1',
@@ -496,6 +500,9 @@ describe('bad values', () => {
     { name: 'inflight negative', yaml: 'limits: { max_inflight_per_connection: -1 }', field: 'limits.max_inflight_per_connection', expect: /from 1 to/ },
     { name: 'idle timeout fraction', yaml: 'limits: { idle_timeout_s: 1.5 }', field: 'limits.idle_timeout_s', expect: /integer/ },
     { name: 'drain string', yaml: 'limits: { drain_timeout_s: "10" }', field: 'limits.drain_timeout_s', expect: /got "10"/ },
+    { name: 'buffered bytes string', yaml: 'limits: { max_buffered_bytes: 64M }', field: 'limits.max_buffered_bytes', expect: /got "64M"/ },
+    { name: 'buffered bytes below one frame', yaml: 'limits: { max_frame_bytes: 65536, max_buffered_bytes: 65535 }', field: 'limits.max_buffered_bytes', expect: /at least limits.max_frame_bytes \(65536\), got 65535/ },
+    { name: 'frame timeout 0', yaml: 'limits: { frame_timeout_s: 0 }', field: 'limits.frame_timeout_s', expect: /from 1 to 3600/ },
     { name: 'cache ttl huge', yaml: 'cache: { idle_ttl_s: 99999999 }', field: 'cache.idle_ttl_s', expect: /from 0 to/ },
     { name: 'offline ttl string', yaml: 'cache: { offline_ttl_s: 1h }', field: 'cache.offline_ttl_s', expect: /got "1h"/ },
     { name: 'sync interval 0', yaml: 'keystore: { sync_interval_s: 0 }', field: 'keystore.sync_interval_s', expect: /from 1 to 3600/ },
