@@ -4,7 +4,7 @@
 import { closeSync, existsSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { native } from '../native/index.js';
-import { backendEndpoint, openKeystore, openRoot } from '../keys/backends.js';
+import { backendEndpoint, openKeystore, openRoot } from '../ops/backends.js';
 import { assertPrivatePath } from '../roots/permissions.js';
 import type { RootOfTrust } from '../roots/types.js';
 import type { Keystore } from '../keystore/types.js';

@@ -21,7 +21,7 @@ import { NO_AUDIT, Pipeline, type Authorizer } from '../ops/pipeline.js';
 import { BATCH_COUNT, LIST_LIMIT_MAX, MAX_PLAINTEXT_BYTES, type OpName, type WireContext } from '../ops/protocol.js';
 import { KmsOperations, mergeCtx, type CallOptions, type Converter } from '../ops/api.js';
 import { VERSION } from '../package-info.js';
-import { BackendOpenError, backendEndpoint, openKeystore, openRoot } from '../keys/backends.js';
+import { BackendOpenError, backendEndpoint, openKeystore, openRoot } from '../ops/backends.js';
 import type { Keystore } from '../keystore/types.js';
 import type { DaemonConfig } from '../daemon/config.js';
 import type { KmsConfig } from './config.js';
