@@ -37,7 +37,7 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   http: ['base', 'native', 'crypto', 'config', 'access', 'audit', 'keys', 'ops', 'metrics'],
   library: ['base', 'native', 'crypto', 'config', 'access', 'audit', 'keys', 'keystore', 'roots', 'ops', 'metrics'],
   daemon: ['base', 'native', 'crypto', 'config', 'access', 'audit', 'vault', 'keystore', 'roots', 'keys', 'ops', 'metrics', 'rpc', 'http'],
-  cli: ['base', 'native', 'crypto', 'config', 'access', 'audit', 'vault', 'keystore', 'roots', 'keys', 'ops', 'rpc'],
+  cli: ['base', 'native', 'crypto', 'config', 'access', 'audit', 'vault', 'keystore', 'roots', 'keys', 'ops', 'metrics', 'rpc'],
   index: ['base', 'config', 'ops', 'library', 'rpc'],
 };
 
