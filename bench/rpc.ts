@@ -24,7 +24,9 @@
 //
 // Environment: BENCH_CONNECTIONS (4), BENCH_WINDOW (128), BENCH_SECONDS (5), BENCH_WARMUP_SECONDS (1),
 // BENCH_RTT_COUNT (20000), BENCH_PHASES (pipelined,rtt,http), BENCH_DAEMON_NODE_ARGS (extra node flags
-// for the daemon, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"), BENCH_KEEP=1 keeps the temp dir.
+// for the daemon, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"), BENCH_DAEMON_CONFIG (a config file for
+// the daemon, e.g. one with admin_http so the metrics observer is on the hot path), BENCH_KEEP=1
+// keeps the temp dir.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
@@ -55,6 +57,7 @@ const RTT_WARMUP = 2_000;
 const HTTP_SOCKET_FACTORS = [1, 16];
 const PHASES = new Set((process.env.BENCH_PHASES ?? 'pipelined,rtt,http').split(',').map((s) => s.trim()));
 const DAEMON_NODE_ARGS = (process.env.BENCH_DAEMON_NODE_ARGS ?? '').split(/\s+/).filter((s) => s !== '');
+const DAEMON_CONFIG_ARGS = process.env.BENCH_DAEMON_CONFIG ? ['--config', process.env.BENCH_DAEMON_CONFIG] : [];
 
 const KEY_ID = 'bench-key';
 const CONTEXT = { bucket: 'b', object: 'o' };
@@ -313,7 +316,7 @@ async function runPhases(tmp: string) {
   const auditAdvertised = daemonMentionsAudit(mainJs);
 
   progress(`starting the daemon (${tmp})`);
-  const daemon = spawnNode('rustfs-kmsd', DAEMON_NODE_ARGS, mainJs, ['--dev', '--state-dir', stateDir, '--socket', socketPath],
+  const daemon = spawnNode('rustfs-kmsd', DAEMON_NODE_ARGS, mainJs, ['--dev', ...DAEMON_CONFIG_ARGS, '--state-dir', stateDir, '--socket', socketPath],
     { cwd: tmp, logPath: join(tmp, 'daemon.log') });
   let pipe: Throughput | undefined;
   let rtt: Latency | undefined;

@@ -19,7 +19,7 @@ export function withAdminAccessKey(policy: Policy, admin: AdminHttpConfig | unde
 
 /** Metrics for a daemon that serves the admin API: counts every request of the shared pipeline. */
 export function createDaemonMetrics(pipeline: Pipeline): Metrics {
-  const metrics = new Metrics();
+  const metrics = new Metrics({ processMetrics: true });
   pipeline.setObserver(metrics.observe);
   return metrics;
 }

@@ -11,7 +11,6 @@ import { KmsError, type ErrorCode } from '../errors.js';
 import { compileGlob, globProblem, type Glob } from '../access/glob.js';
 import { PENDING_DAYS, type OpName, type WireHealth, type WireKeyInfo, type WireListKeysResult, type WireStatus } from '../ops/protocol.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { PROMETHEUS_CONTENT_TYPE } from '../metrics/prometheus.js';
 import type { RawQuery } from './sigv4.js';
 
 export type Prefix = 'rustfs' | 'minio';
@@ -196,9 +195,9 @@ function sharedRoutes(prefix: Prefix): Route[] {
     {
       methods: ['GET'], prefix, path: '/kms/metrics', maxBodyBytes: SMALL_BODY, timeoutMs: TIMEOUT, op: 'status', params: [],
       args: () => ({}),
-      respond: (_result, _req, _run, env) => {
+      respond: async (_result, _req, _run, env) => {
         if (env.metrics === undefined) throw new KmsError('Internal', 'metrics are not collected by this server');
-        return { status: 200, text: env.metrics.render(), contentType: PROMETHEUS_CONTENT_TYPE };
+        return { status: 200, text: await env.metrics.render(), contentType: env.metrics.contentType };
       },
     },
   ];

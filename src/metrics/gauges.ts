@@ -30,7 +30,7 @@ function keysByState(service: KeyService): Array<{ labels: Record<string, string
 }
 
 export function addDaemonGauges(metrics: Metrics, t: GaugeTargets): void {
-  metrics.addGauge({ name: 'rustfs_kms_keys', help: 'Master keys, by state.', read: () => keysByState(t.service) });
+  metrics.addGauge({ name: 'rustfs_kms_keys', help: 'Master keys, by state.', labelNames: ['state'], read: () => keysByState(t.service) });
   metrics.addGauge({
     name: 'rustfs_kms_key_cache_unwrapped_versions',
     help: 'Master-key versions currently unwrapped in locked memory (the key cache).',

@@ -107,6 +107,21 @@ describe('metrics', () => {
     expect(m.get('rustfs_kms_keys')?.type).toBe('gauge');
   });
 
+  it("process metrics from prom-client: CPU, RSS, heap, event-loop lag, GC, open fds of the daemon's own process", async () => {
+    await kms.generateDataKey('metrics-key'); // some work, so CPU time is not zero
+    const m = await scrape();
+    expect(m.get('process_cpu_seconds_total')?.type).toBe('counter');
+    expect(sampleValue(m, 'process_cpu_seconds_total')).toBeGreaterThan(0);
+    // The daemon's RSS, not the test's: a running daemon holds at least its heap and locked slots.
+    expect(sampleValue(m, 'process_resident_memory_bytes')).toBeGreaterThan(sampleValue(m, 'rustfs_kms_locked_memory_bytes'));
+    expect(sampleValue(m, 'nodejs_heap_size_used_bytes')).toBeGreaterThan(0);
+    expect(m.get('nodejs_eventloop_lag_seconds')?.type).toBe('gauge');
+    expect(m.get('nodejs_gc_duration_seconds')?.type).toBe('histogram');
+    // At least stdin/out/err, the listening socket, the audit log and this test's connection.
+    expect(sampleValue(m, 'process_open_fds')).toBeGreaterThanOrEqual(6);
+    expect(sampleValue(m, 'process_max_fds')).toBeGreaterThan(sampleValue(m, 'process_open_fds'));
+  });
+
   it('the strict parser refuses malformed expositions (it is not a rubber stamp)', () => {
     const bad = [
       'x 1', // no trailing newline

@@ -108,7 +108,7 @@ export function parsePrometheus(text: string): Map<string, Family> {
   };
   lines.forEach((raw, idx) => {
     const line = idx + 1;
-    if (raw.trim() === '') throw new Error(`line ${line}: empty line`);
+    if (raw.trim() === '') return; // the format: "empty lines are ignored"
     if (raw.startsWith('#')) {
       const m = /^# (HELP|TYPE) (\S+) ?(.*)$/.exec(raw);
       if (m === null) throw new Error(`line ${line}: unexpected comment ${JSON.stringify(raw.slice(0, 40))}`);
