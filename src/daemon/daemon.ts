@@ -120,6 +120,7 @@ export async function startDaemon(config: DaemonConfig, options: StartOptions): 
         adminHttp = await http.startAdminHttp({
           config: config.adminHttp, pipeline, audit, metrics, service, logger, socket: server,
           auditHead: () => (audit as AuditLog).head,
+          auditHealth: () => (audit as AuditLog).health,
           ...(config.defaultKeyId !== undefined ? { defaultKeyId: config.defaultKeyId } : {}),
         });
       } catch (err) {
@@ -178,7 +179,8 @@ function openAudit(config: DaemonConfig, logger: Logger): AuditLog {
       fsync: config.audit.fsync,
       fsyncIntervalMs: config.audit.fsyncIntervalMs,
       maxBytes: config.audit.maxBytes,
-      onError: (err) => logger.error({ err: err.message }, 'audit log failed; refusing operations until restarted'),
+      onError: (err) => logger.error({}, err.message),
+      onRecover: ({ downMs }) => logger.info({ down_ms: downMs }, `audit log writable again after ${Math.round(downMs / 1000)} s; held-back lines written, serving`),
     });
   } catch (err) {
     throw new StartupError(`audit log ${config.audit.path}: ${(err as Error).message}`);

@@ -420,12 +420,13 @@ export class AdminHttpServer {
     };
     let answer = err;
     try {
-      this.options.audit.record(event);
-      this.options.audit.flush?.();
+      // Unverified callers' refusals are aggregated per source and code: a flood cannot fill the disk.
+      if (caller.accessKey === undefined) this.options.pipeline.auditRefusalAggregated(`http ${caller.sourceIp ?? '-'} ${err.code}`, event);
+      else this.options.audit.record(event);
+      this.options.pipeline.flushAudit();
     } catch (auditErr) {
-      this.options.logger.error({ err: (auditErr as Error).message }, 'audit write failed');
-      answer = new KmsError('Internal', 'the audit log could not be written');
-      res.statusCode = 500;
+      answer = asKmsError(auditErr, this.options.logger); // BackendUnavailable: this tick's audit lines are not on disk
+      res.statusCode = httpStatus(answer.code);
     }
     this.options.metrics?.observe(event);
     this.writeError(res, answer, headers);

@@ -38,6 +38,8 @@ export interface GaugeSource {
   help: string;
   /** One number, or one sample per label set. */
   read: () => number | ReadonlyArray<{ labels: Record<string, string>; value: number }>;
+  /** A value that only grows (kept elsewhere, read at scrape time). Default gauge. */
+  type?: 'gauge' | 'counter';
 }
 
 export class Metrics {
@@ -132,7 +134,7 @@ export class Metrics {
 
     for (const g of this.gauges) {
       const v = g.read();
-      w.family(g.name, 'gauge', g.help, typeof v === 'number' ? [{ value: v }] : v);
+      w.family(g.name, g.type ?? 'gauge', g.help, typeof v === 'number' ? [{ value: v }] : v);
     }
     w.family('rustfs_kms_metrics_uptime_seconds', 'gauge', 'Seconds since the metrics started counting.', [
       { value: Math.round((Date.now() - this.startedAt) / 1000) },

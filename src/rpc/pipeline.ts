@@ -8,6 +8,7 @@ import type { Decision } from '../access/policy.js';
 import { OPERATION_TABLE, type OperationEnv } from './operations.js';
 import type { WireContext } from './protocol.js';
 import type { Logger } from '../logging.js';
+import { AuditUnavailableError } from '../audit/unavailable.js';
 
 export type Outcome = 'success' | 'denied' | 'failure';
 
@@ -28,6 +29,16 @@ export interface AuditSink {
   record(event: AuditEvent): void;
   /** Writes what record() buffered; the socket server calls it before its answers leave. Throws when it cannot. */
   flush?(): void;
+  /** Before new work: throws while the log cannot be written (a full disk), after retrying. */
+  ensureWritable?(): void;
+  /** A refusal of a caller nobody identified: written once per key and interval, the rest counted. */
+  recordRefusal?(key: string, event: AuditEvent): void;
+}
+
+/** The answer for work the audit log cannot record: BackendUnavailable, saying why. */
+function auditUnavailable(err: unknown): KmsError {
+  if (err instanceof AuditUnavailableError) return new KmsError('BackendUnavailable', err.message);
+  return new KmsError('BackendUnavailable', 'audit log cannot be written; see the daemon log');
 }
 
 export interface Authorizer {
@@ -58,23 +69,39 @@ export class Pipeline {
 
   /**
    * Audit lines of this tick go to the file before the answers they describe. Throws KmsError
-   * Internal when they could not be written: the caller must withhold those answers.
+   * BackendUnavailable when they could not be written: the caller must withhold those answers.
    */
   flushAudit(): void {
     try {
       this.audit.flush?.();
     } catch (err) {
-      this.logger?.error({ err: (err as Error).message }, 'audit write failed; answers withheld');
-      throw new KmsError('Internal', 'the audit log could not be written');
+      // The log said once that it cannot be written (AuditLog onError); anything else is news.
+      if (!(err instanceof AuditUnavailableError)) this.logger?.error({ err: (err as Error).message }, 'audit write failed; answers withheld');
+      throw auditUnavailable(err);
     }
   }
 
   /** A request refused before it reached the op table (malformed envelope, repeated id): audited too. */
   auditRefusal(op: string, caller: Caller, transport: AuditEvent['transport'], errorCode: string): void {
     try {
+      this.audit.ensureWritable?.(); // while the disk is full a refusal goes unrecorded rather than cutting the connection
       this.audit.record({ op, transport, caller, claimed: undefined, outcome: 'failure', errorCode, durationUs: 0 });
     } catch (err) {
-      this.logger?.error({ err: (err as Error).message, op }, 'audit write failed');
+      if (!(err instanceof AuditUnavailableError)) this.logger?.error({ err: (err as Error).message, op }, 'audit write failed');
+    }
+  }
+
+  /**
+   * A refusal of a caller nobody identified (no kernel identity, no verified signature): one line
+   * per `key` (e.g. source and error code) and interval, with the rest counted, so a flood of
+   * them cannot fill the audit disk. Sinks without aggregation record every one.
+   */
+  auditRefusalAggregated(key: string, event: AuditEvent): void {
+    try {
+      if (this.audit.recordRefusal !== undefined) this.audit.recordRefusal(key, event);
+      else this.audit.record(event);
+    } catch (err) {
+      if (!(err instanceof AuditUnavailableError)) this.logger?.error({ err: (err as Error).message, op: event.op }, 'audit write failed');
     }
   }
 
@@ -104,15 +131,23 @@ export class Pipeline {
         this.audit.record(event);
       } catch (err) {
         // An audit record that cannot be written means the operation must not be answered as done.
-        this.logger?.error({ err: (err as Error).message, op: opName }, 'audit write failed');
-        if (this.observer !== undefined) this.observe({ ...event, outcome: 'failure', errorCode: 'Internal' });
-        reply(new KmsError('Internal', 'the audit log could not be written'));
+        if (!(err instanceof AuditUnavailableError)) this.logger?.error({ err: (err as Error).message, op: opName }, 'audit write failed');
+        if (this.observer !== undefined) this.observe({ ...event, outcome: 'failure', errorCode: 'BackendUnavailable' });
+        reply(auditUnavailable(err));
         return;
       }
       if (this.observer !== undefined) this.observe(event);
       reply(error, result);
     };
 
+    try {
+      this.audit.ensureWritable?.(); // new work only while its line can be written (a full disk refuses it)
+    } catch (err) {
+      event.errorCode = 'BackendUnavailable';
+      if (this.observer !== undefined) this.observe(event);
+      reply(auditUnavailable(err));
+      return;
+    }
     const operation = OPERATION_TABLE.get(opName);
     if (operation === undefined) {
       finish(new KmsError('UnknownOperation', `unknown operation "${opName.slice(0, 64)}"`));
