@@ -1,11 +1,11 @@
 // Wiring: config → root of trust → keystore → key service → policy → pipeline → socket server.
 // Start-up refuses, with the reason, anything unsafe: loose permissions, a second daemon on the
 // same state, memory that cannot be locked, a root that does not open the existing keys.
-import { closeSync, constants as fsc, existsSync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, constants as fsc, existsSync, lstatSync, mkdirSync, openSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { native } from '../native/index.js';
 import { LocalRoot } from '../roots/local.js';
-import { assertPrivatePath } from '../roots/permissions.js';
+import { assertPrivatePath, assertTrustedDirectory } from '../roots/permissions.js';
 import type { RootOfTrust } from '../roots/types.js';
 import { FileKeystore } from '../keystore/file.js';
 import type { Keystore } from '../keystore/types.js';
@@ -174,6 +174,13 @@ function openAudit(config: DaemonConfig, logger: Logger): AuditLog {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
   }
   try {
+    // The same checks as the state directory and socket path: nobody else may swap the file.
+    assertTrustedDirectory(dir, 'audit log directory');
+    if (existsOrLink(config.audit.path)) assertPrivatePath(config.audit.path, 'audit log');
+  } catch (err) {
+    throw new StartupError((err as Error).message);
+  }
+  try {
     return AuditLog.open({
       path: config.audit.path,
       fsync: config.audit.fsync,
@@ -184,6 +191,16 @@ function openAudit(config: DaemonConfig, logger: Logger): AuditLog {
     });
   } catch (err) {
     throw new StartupError(`audit log ${config.audit.path}: ${(err as Error).message}`);
+  }
+}
+
+/** True for anything at `path`, a dangling symlink included. */
+function existsOrLink(path: string): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch {
+    return false;
   }
 }
 

@@ -10,13 +10,14 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect, isIP, type Socket } from 'node:net';
 import { lstatSync, readFileSync, unlinkSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { KmsError } from '../errors.js';
 import type { Caller } from '../access/identity.js';
 import type { AuditEvent, AuditSink, Pipeline } from '../rpc/pipeline.js';
 import type { OpName, WireContext } from '../rpc/protocol.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { assertPrivatePath } from '../roots/permissions.js';
+import { assertPrivatePath, assertTrustedDirectory } from '../roots/permissions.js';
 import { httpStatus, routeIndex, ROUTES, type Route, type RouteAnswer, type RouteEnv, type RouteRequest, type Prefix } from './routes.js';
 import {
   SigV4Verifier, SignatureError, parseAuthorization, parseQuery, sha256Hex,
@@ -96,6 +97,7 @@ function truncate(s: string, bytes: number): string {
 
 /** A stale Unix socket (nothing listening) is replaced; anything else at the path is refused. */
 async function prepareUnixPath(path: string): Promise<void> {
+  assertTrustedDirectory(dirname(path), 'admin_http.listen socket directory');
   let isSocket: boolean;
   try {
     const st = lstatSync(path);
