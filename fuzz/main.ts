@@ -1,4 +1,4 @@
-// npm run fuzz -- [--seconds N] [--connections N] [--seed N]: starts a daemon in a temp directory,
+// npm run fuzz -- [--seconds N] [--connections N] [--seed N] [--mode http]: starts a daemon in a temp directory,
 // fuzzes it, and reports whether it stayed up, bounded and correct for the well-behaved client.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -9,11 +9,13 @@ import { parseArgs } from 'node:util';
 import { KmsClient } from '../src/rpc/client.js';
 import { PACKAGE_ROOT } from '../src/package-info.js';
 import { runFuzz } from './frames.js';
+import { runHttpFuzz } from './http.js';
 
-const { values } = parseArgs({ options: { seconds: { type: 'string' }, connections: { type: 'string' }, seed: { type: 'string' } } });
+const { values } = parseArgs({ options: { seconds: { type: 'string' }, connections: { type: 'string' }, seed: { type: 'string' }, mode: { type: 'string' } } });
 const seconds = Number(values.seconds ?? 30);
 const connections = Number(values.connections ?? 16);
 const seed = Number(values.seed ?? Date.now() % 1_000_000);
+if (values.mode === 'http') process.exit(await runHttpFuzz({ seconds, connections, seed })); // fuzz/http.ts
 
 function rssKiB(pid: number): number {
   const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
