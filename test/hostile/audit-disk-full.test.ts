@@ -1,8 +1,8 @@
 // Issue 11 item 3: a full audit disk refuses new work with a distinct error and recovers by itself
 // when space returns. The audit log sits on a 1 MiB tmpfs; a filler file takes the rest. Figures
 // held: while full, health answers BackendUnavailable "audit log cannot be written: disk full
-// (ENOSPC)" (never Internal, never a dead socket); within 5 s of freeing space (one request in
-// practice) health answers healthy again; the chain verifies afterwards with the lines of the
+// (ENOSPC)" (never Internal, never a dead socket); within 5 s of freeing space (measured: a few
+// ms, the first request after) health answers healthy again; the chain verifies afterwards with the lines of the
 // operation caught mid-failure in it; one log line on failure, one on recovery; metrics show it.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';

@@ -57,7 +57,7 @@ describe('audit flood through unauthenticated requests (issue 11, item 3)', () =
     if (daemon?.running) await daemon.stop();
   });
 
-  it(`${FLOOD_REQUESTS} unsigned requests with 1 KiB user agents grow the audit log by less than ${FLOOD_AUDIT_BUDGET_BYTES} bytes, and every one is counted`, async () => {
+  it(`${FLOOD_REQUESTS} unsigned requests with 1 KiB user agents write less than ${FLOOD_AUDIT_BUDGET_BYTES} audit bytes, and every one is counted`, async () => {
     const health = await KmsClient.connect(daemon.socketPath);
     const before = statSync(join(daemon.stateDir, 'audit.log')).size;
     const agent = new Agent({ keepAlive: true, maxSockets: 16 });
