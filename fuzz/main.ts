@@ -1,7 +1,8 @@
-// npm run fuzz -- [--mode frames|connections|partial] [--seconds N] [--connections N] [--seed N]:
+// npm run fuzz -- [--mode frames|connections|partial|http] [--seconds N] [--connections N] [--seed N]:
 // starts a daemon in a temp directory, attacks it, and reports whether it stayed up, bounded and
 // correct for the well-behaved client. frames: hostile frames; connections: floods past
-// max_connections (set to 8 for the run); partial: frames announced and never finished.
+// max_connections (set to 8 for the run); partial: frames announced and never finished; http:
+// unsigned and forged requests to the admin API (fuzz/http.ts).
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
@@ -12,16 +13,18 @@ import { KmsClient } from '../src/rpc/client.js';
 import { PACKAGE_ROOT } from '../src/package-info.js';
 import { runFuzz } from './frames.js';
 import { runConnectionFlood, runPartialFrames } from './floods.js';
+import { runHttpFuzz } from './http.js';
 
 const { values } = parseArgs({ options: { mode: { type: 'string' }, seconds: { type: 'string' }, connections: { type: 'string' }, seed: { type: 'string' } } });
 const mode = values.mode ?? 'frames';
-if (mode !== 'frames' && mode !== 'connections' && mode !== 'partial') {
-  process.stderr.write(`--mode must be frames, connections or partial, not ${JSON.stringify(mode)}\n`);
+if (mode !== 'frames' && mode !== 'connections' && mode !== 'partial' && mode !== 'http') {
+  process.stderr.write(`--mode must be frames, connections, partial or http, not ${JSON.stringify(mode)}\n`);
   process.exit(2);
 }
 const seconds = Number(values.seconds ?? 30);
 const connections = Number(values.connections ?? 16);
 const seed = Number(values.seed ?? Date.now() % 1_000_000);
+if (mode === 'http') process.exit(await runHttpFuzz({ seconds, connections, seed })); // fuzz/http.ts
 
 function fdCount(pid: number): number {
   return readdirSync(`/proc/${pid}/fd`).length;

@@ -30,5 +30,9 @@ export interface AuditSink {
   record(event: AuditEvent): void;
   /** Writes what record() buffered; the socket server calls it before its answers leave. Throws when it cannot. */
   flush?(): void;
+  /** Before new work: throws while the log cannot be written (a full disk), after retrying. */
+  ensureWritable?(): void;
+  /** A refusal of a caller nobody identified: written once per key and interval, the rest counted. */
+  recordRefusal?(key: string, event: AuditEvent): void;
 }
 

@@ -3,6 +3,7 @@
 // plaintext, a key, or a ciphertext body: only the fields listed here.
 import type { Caller } from '../access/identity.js';
 import type { AuditEvent } from './event.js';
+import { capClaims } from './claims.js';
 
 const callerJson = new WeakMap<Caller, string>();
 
@@ -31,10 +32,15 @@ export function formatEvent(seq: number, time: number, event: AuditEvent): strin
   if (event.keyId !== undefined) line += `,"key_id":${JSON.stringify(event.keyId)}`;
   if (event.keyVersion !== undefined) line += `,"key_version":${event.keyVersion}`;
   line += `,"caller":${callerFragment(event.caller)}`;
-  if (event.claimed !== undefined) line += `,"claimed":${JSON.stringify(event.claimed)}`;
+  if (event.claimed !== undefined) line += `,"claimed":${JSON.stringify(capClaims(event.claimed))}`;
   line += `,"outcome":"${event.outcome}"`;
   if (event.errorCode !== undefined) line += `,"error_code":"${event.errorCode}"`;
   return line + `,"duration_us":${event.durationUs}`;
+}
+
+/** One line standing for `count` refusals like `event` (the last of them) since `since` (ms). */
+export function formatSummary(seq: number, time: number, event: AuditEvent, count: number, since: number): string {
+  return formatEvent(seq, time, event) + `,"count":${count},"since":${since}`;
 }
 
 /** Daemon lifecycle lines (start, reload, stop) share the chain with operations. */

@@ -1,11 +1,11 @@
 // Wiring: config → root of trust → keystore → key service → policy → pipeline → socket server.
 // Start-up refuses, with the reason, anything unsafe: loose permissions, a second daemon on the
 // same state, memory that cannot be locked, a root that does not open the existing keys.
-import { closeSync, existsSync, mkdirSync } from 'node:fs';
+import { closeSync, existsSync, lstatSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { native } from '../native/index.js';
 import { backendEndpoint, openKeystore, openRoot } from '../ops/backends.js';
-import { assertPrivatePath } from '../roots/permissions.js';
+import { assertPrivatePath, assertTrustedDirectory } from '../roots/permissions.js';
 import type { RootOfTrust } from '../roots/types.js';
 import type { Keystore } from '../keystore/types.js';
 import { KeyService } from '../keys/service.js';
@@ -129,6 +129,7 @@ export async function startDaemon(config: DaemonConfig, options: StartOptions): 
         adminHttp = await http.startAdminHttp({
           config: config.adminHttp, pipeline, audit, metrics, service, logger, socket: server,
           auditHead: () => (audit as AuditLog).head,
+          auditHealth: () => (audit as AuditLog).health,
           ...(config.defaultKeyId !== undefined ? { defaultKeyId: config.defaultKeyId } : {}),
         });
       } catch (err) {
@@ -189,15 +190,33 @@ function openAudit(config: DaemonConfig, logger: Logger): AuditLog {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
   }
   try {
+    // The same checks as the state directory and socket path: nobody else may swap the file.
+    assertTrustedDirectory(dir, 'audit log directory');
+    if (existsOrLink(config.audit.path)) assertPrivatePath(config.audit.path, 'audit log');
+  } catch (err) {
+    throw new StartupError((err as Error).message);
+  }
+  try {
     return AuditLog.open({
       path: config.audit.path,
       fsync: config.audit.fsync,
       fsyncIntervalMs: config.audit.fsyncIntervalMs,
       maxBytes: config.audit.maxBytes,
-      onError: (err) => logger.error({ err: err.message }, 'audit log failed; refusing operations until restarted'),
+      onError: (err) => logger.error({}, err.message),
+      onRecover: ({ downMs }) => logger.info({ down_ms: downMs }, `audit log writable again after ${Math.round(downMs / 1000)} s; held-back lines written, serving`),
     });
   } catch (err) {
     throw new StartupError(`audit log ${config.audit.path}: ${(err as Error).message}`);
+  }
+}
+
+/** True for anything at `path`, a dangling symlink included. */
+function existsOrLink(path: string): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch {
+    return false;
   }
 }
 

@@ -5,6 +5,7 @@ import { connect } from 'node:net';
 import { chmodSync, chownSync, lstatSync, mkdirSync, statSync, unlinkSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { groupId } from '../access/identity.js';
+import { assertTrustedDirectory } from '../roots/permissions.js';
 
 export class SocketPathError extends Error {
   constructor(message: string) {
@@ -17,20 +18,12 @@ export class SocketPathError extends Error {
 export async function prepareSocketPath(path: string, createDir: boolean): Promise<void> {
   const dir = dirname(path);
   if (createDir) mkdirSync(dir, { recursive: true, mode: 0o755 });
-  let dirStat;
   try {
-    dirStat = statSync(dir);
-  } catch {
-    throw new SocketPathError(`socket directory ${dir} does not exist`);
+    assertTrustedDirectory(dir, 'socket directory');
+  } catch (err) {
+    throw new SocketPathError((err as Error).message);
   }
   const uid = process.getuid?.() ?? 0;
-  if (dirStat.uid !== uid && dirStat.uid !== 0) {
-    throw new SocketPathError(`socket directory ${dir} is owned by uid ${dirStat.uid}, not the daemon (uid ${uid}) or root`);
-  }
-  if ((dirStat.mode & 0o022) !== 0) {
-    const who = (dirStat.mode & 0o002) !== 0 ? 'others' : 'its group';
-    throw new SocketPathError(`socket directory ${dir} is writable by ${who} (mode ${(dirStat.mode & 0o7777).toString(8)}); they could replace the socket with an impostor`);
-  }
   let st;
   try {
     st = lstatSync(path);

@@ -32,6 +32,7 @@ export interface AdminHttpWiring {
   service: KeyService;
   socket?: { readonly connectionCount: number; readonly inflight: number };
   auditHead?: () => { seq: number };
+  auditHealth?: () => { writable: boolean; writeFailures: number };
   defaultKeyId?: string;
   logger: AdminHttpLogger;
 }
@@ -53,6 +54,7 @@ export async function startAdminHttp(w: AdminHttpWiring): Promise<AdminHttpServe
     service: w.service,
     ...(w.socket !== undefined ? { socket: w.socket } : {}),
     ...(w.auditHead !== undefined ? { auditHead: w.auditHead } : {}),
+    ...(w.auditHealth !== undefined ? { auditHealth: w.auditHealth } : {}),
     httpConnections: () => server.connectionCount,
   });
   return server;

@@ -10,13 +10,14 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect, isIP, type Socket } from 'node:net';
 import { lstatSync, readFileSync, unlinkSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { KmsError } from '../errors.js';
 import type { Caller } from '../access/identity.js';
 import type { AuditEvent, AuditSink, Pipeline } from '../ops/pipeline.js';
 import type { OpName, WireContext } from '../ops/protocol.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { assertPrivatePath } from '../roots/permissions.js';
+import { assertPrivatePath, assertTrustedDirectory } from '../roots/permissions.js';
 import { httpStatus, routeIndex, ROUTES, type Route, type RouteAnswer, type RouteEnv, type RouteRequest, type Prefix } from './routes.js';
 import {
   SigV4Verifier, SignatureError, parseAuthorization, parseQuery, sha256Hex,
@@ -107,6 +108,7 @@ function truncate(s: string, bytes: number): string {
 
 /** A stale Unix socket (nothing listening) is replaced; anything else at the path is refused. */
 async function prepareUnixPath(path: string): Promise<void> {
+  assertTrustedDirectory(dirname(path), 'admin_http.listen socket directory');
   let isSocket: boolean;
   try {
     const st = lstatSync(path);
@@ -449,12 +451,13 @@ export class AdminHttpServer {
     };
     let answer = err;
     try {
-      this.options.audit.record(event);
-      this.options.audit.flush?.();
+      // Unverified callers' refusals are aggregated per source and code: a flood cannot fill the disk.
+      if (caller.accessKey === undefined) this.options.pipeline.auditRefusalAggregated(`http ${caller.sourceIp ?? '-'} ${err.code}`, event);
+      else this.options.audit.record(event);
+      this.options.pipeline.flushAudit();
     } catch (auditErr) {
-      this.options.logger.error({ err: (auditErr as Error).message }, 'audit write failed');
-      answer = new KmsError('Internal', 'the audit log could not be written');
-      res.statusCode = 500;
+      answer = asKmsError(auditErr, this.options.logger); // BackendUnavailable: this tick's audit lines are not on disk
+      res.statusCode = httpStatus(answer.code);
     }
     this.options.metrics?.observe(event);
     this.writeError(res, answer, headers);

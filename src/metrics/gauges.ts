@@ -1,5 +1,5 @@
 // Gauges of a running daemon (or in-process manager), read at scrape time: keys by state, the key
-// cache, locked memory, connections, the audit chain's length.
+// cache, locked memory, connections, the audit chain's length and whether the log can be written.
 import { native } from '../native/index.js';
 import type { KeyService } from '../keys/service.js';
 import type { KeyState } from '../keys/types.js';
@@ -13,6 +13,8 @@ export interface GaugeTargets {
   httpConnections?: () => number;
   /** Newest audit record, when there is an audit log. */
   auditHead?: () => { seq: number };
+  /** Whether the audit log takes lines, and its failed writes so far. */
+  auditHealth?: () => { writable: boolean; writeFailures: number };
 }
 
 const STATES: readonly KeyState[] = ['Enabled', 'Disabled', 'PendingDeletion'];
@@ -54,6 +56,19 @@ export function addDaemonGauges(metrics: Metrics, t: GaugeTargets): void {
   if (t.auditHead !== undefined) {
     const head = t.auditHead;
     metrics.addGauge({ name: 'rustfs_kms_audit_records', help: 'Sequence number of the newest audit record.', read: () => head().seq });
+  }
+  if (t.auditHealth !== undefined) {
+    const health = t.auditHealth;
+    metrics.addGauge({
+      name: 'rustfs_kms_audit_writable',
+      help: '1 while the audit log takes lines; 0 while it cannot be written (disk full) and new requests are refused.',
+      read: () => (health().writable ? 1 : 0),
+    });
+    metrics.addGauge({
+      name: 'rustfs_kms_audit_write_failures_total', type: 'counter',
+      help: 'Audit writes and fsyncs that failed (each retry counts).',
+      read: () => health().writeFailures,
+    });
   }
   metrics.addGauge({
     name: 'rustfs_kms_uptime_seconds',

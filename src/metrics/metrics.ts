@@ -89,6 +89,8 @@ export interface GaugeSource {
   labelNames?: readonly string[];
   /** One number, or one sample per label set (with exactly `labelNames`). */
   read: () => number | ReadonlyArray<{ labels: Record<string, string>; value: number }>;
+  /** A value that only grows (kept elsewhere, read at scrape time). Default gauge. */
+  type?: 'gauge' | 'counter';
 }
 
 export class Metrics {
@@ -173,8 +175,23 @@ export class Metrics {
   }
 
   addGauge(source: GaugeSource): void {
+    const labelNames = [...(source.labelNames ?? [])];
+    const registers = [this.registry];
+    if (source.type === 'counter') {
+      // A count kept elsewhere: reset and set to it at each scrape (prom-client counters only grow).
+      new Counter({
+        name: source.name, help: source.help, labelNames, registers,
+        collect() {
+          const v = source.read();
+          this.reset();
+          if (typeof v === 'number') this.inc(v);
+          else for (const sample of v) this.inc(sample.labels, sample.value);
+        },
+      });
+      return;
+    }
     new Gauge({
-      name: source.name, help: source.help, labelNames: [...(source.labelNames ?? [])], registers: [this.registry],
+      name: source.name, help: source.help, labelNames, registers,
       collect() {
         const v = source.read();
         if (typeof v === 'number') {

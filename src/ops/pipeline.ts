@@ -9,8 +9,15 @@ import { OPERATION_TABLE, type Operation, type OperationEnv } from './operations
 import type { WireContext } from './protocol.js';
 import type { AuditEvent, AuditSink } from '../audit/event.js';
 import type { Logger } from '../logging.js';
+import { AuditUnavailableError } from '../audit/unavailable.js';
 
 export type { AuditEvent, AuditSink, Outcome } from '../audit/event.js';
+
+/** The answer for work the audit log cannot record: BackendUnavailable, saying why. */
+function auditUnavailable(err: unknown): KmsError {
+  if (err instanceof AuditUnavailableError) return new KmsError('BackendUnavailable', err.message);
+  return new KmsError('BackendUnavailable', 'audit log cannot be written; see the daemon log');
+}
 
 export interface Authorizer {
   decide(caller: Caller, op: string, keyIds: readonly string[]): Decision;
@@ -45,23 +52,39 @@ export class Pipeline {
 
   /**
    * Audit lines of this tick go to the file before the answers they describe. Throws KmsError
-   * Internal when they could not be written: the caller must withhold those answers.
+   * BackendUnavailable when they could not be written: the caller must withhold those answers.
    */
   flushAudit(): void {
     try {
       this.audit.flush?.();
     } catch (err) {
-      this.logger?.error({ err: (err as Error).message }, 'audit write failed; answers withheld');
-      throw new KmsError('Internal', 'the audit log could not be written');
+      // The log said once that it cannot be written (AuditLog onError); anything else is news.
+      if (!(err instanceof AuditUnavailableError)) this.logger?.error({ err: (err as Error).message }, 'audit write failed; answers withheld');
+      throw auditUnavailable(err);
     }
   }
 
   /** A request refused before it reached the op table (malformed envelope, repeated id): audited too. */
   auditRefusal(op: string, caller: Caller, transport: AuditEvent['transport'], errorCode: string): void {
     try {
+      this.audit.ensureWritable?.(); // while the disk is full a refusal goes unrecorded rather than cutting the connection
       this.audit.record({ op, transport, caller, claimed: undefined, outcome: 'failure', errorCode, durationUs: 0 });
     } catch (err) {
-      this.logger?.error({ err: (err as Error).message, op }, 'audit write failed');
+      if (!(err instanceof AuditUnavailableError)) this.logger?.error({ err: (err as Error).message, op }, 'audit write failed');
+    }
+  }
+
+  /**
+   * A refusal of a caller nobody identified (no kernel identity, no verified signature): one line
+   * per `key` (e.g. source and error code) and interval, with the rest counted, so a flood of
+   * them cannot fill the audit disk. Sinks without aggregation record every one.
+   */
+  auditRefusalAggregated(key: string, event: AuditEvent): void {
+    try {
+      if (this.audit.recordRefusal !== undefined) this.audit.recordRefusal(key, event);
+      else this.audit.record(event);
+    } catch (err) {
+      if (!(err instanceof AuditUnavailableError)) this.logger?.error({ err: (err as Error).message, op: event.op }, 'audit write failed');
     }
   }
 
@@ -104,9 +127,9 @@ export class Pipeline {
         this.audit.record(event);
       } catch (err) {
         // An audit record that cannot be written means the operation must not be answered as done.
-        this.logger?.error({ err: (err as Error).message, op: opName }, 'audit write failed');
-        if (this.observer !== undefined) this.observe({ ...event, outcome: 'failure', errorCode: 'Internal' });
-        this.deliver(reply, event, new KmsError('Internal', 'the audit log could not be written'), undefined, false);
+        if (!(err instanceof AuditUnavailableError)) this.logger?.error({ err: (err as Error).message, op: opName }, 'audit write failed');
+        if (this.observer !== undefined) this.observe({ ...event, outcome: 'failure', errorCode: 'BackendUnavailable' });
+        this.deliver(reply, event, auditUnavailable(err), undefined, false);
         this.wipe(copiesResult, operation, parsedOk, parsed, result);
         return;
       }
@@ -115,6 +138,14 @@ export class Pipeline {
       this.wipe(copiesResult, operation, parsedOk, parsed, result);
     };
 
+    try {
+      this.audit.ensureWritable?.(); // new work only while its line can be written (a full disk refuses it)
+    } catch (err) {
+      event.errorCode = 'BackendUnavailable';
+      if (this.observer !== undefined) this.observe(event);
+      this.deliver(reply, event, auditUnavailable(err), undefined, false);
+      return;
+    }
     try {
       if (operation === undefined) {
         finish(new KmsError('UnknownOperation', `unknown operation "${opName.slice(0, 64)}"`));

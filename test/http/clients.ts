@@ -39,10 +39,11 @@ export function freePort(): Promise<number> {
 export function curl(
   url: string,
   creds: Creds | undefined,
-  options: { method?: string; body?: string; headers?: string[] } = {},
+  options: { method?: string; body?: string; headers?: string[]; /** local source address, e.g. 127.0.0.5 */ from?: string } = {},
 ): Promise<HttpAnswer> {
   // Headers go to stdout before the body (-D -): curl 7.88 crashes writing them to /dev/stderr.
   const args = ['-sS', '-o', '-', '-D', '-', '-w', '\n%{http_code}', '-X', options.method ?? 'GET'];
+  if (options.from !== undefined) args.push('--interface', options.from);
   if (creds !== undefined) args.push('--aws-sigv4', `aws:amz:${creds.region ?? 'us-east-1'}:s3`, '--user', `${creds.accessKey}:${creds.secretKey}`);
   for (const h of options.headers ?? []) args.push('-H', h);
   if (options.body !== undefined) args.push('-H', 'content-type: application/json', '--data-binary', options.body);
