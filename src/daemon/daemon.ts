@@ -5,7 +5,7 @@ import { closeSync, existsSync, lstatSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { native } from '../native/index.js';
 import { backendEndpoint, openKeystore, openRoot } from '../ops/backends.js';
-import { assertPrivatePath, assertTrustedDirectory } from '../roots/permissions.js';
+import { assertPrivatePath, assertTrustedDirectory } from '../permissions.js';
 import type { RootOfTrust } from '../roots/types.js';
 import type { Keystore } from '../keystore/types.js';
 import { KeyService } from '../keys/service.js';

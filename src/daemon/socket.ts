@@ -5,7 +5,7 @@ import { connect } from 'node:net';
 import { chmodSync, chownSync, lstatSync, mkdirSync, statSync, unlinkSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { groupId } from '../access/identity.js';
-import { assertTrustedDirectory } from '../roots/permissions.js';
+import { assertTrustedDirectory } from '../permissions.js';
 
 export class SocketPathError extends Error {
   constructor(message: string) {

@@ -17,7 +17,7 @@ import type { Caller } from '../access/identity.js';
 import type { AuditEvent, AuditSink, Pipeline } from '../ops/pipeline.js';
 import type { OpName, WireContext } from '../ops/protocol.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { assertPrivatePath, assertTrustedDirectory } from '../roots/permissions.js';
+import { assertPrivatePath, assertTrustedDirectory } from '../permissions.js';
 import { httpStatus, routeIndex, ROUTES, type Route, type RouteAnswer, type RouteEnv, type RouteRequest, type Prefix } from './routes.js';
 import {
   SigV4Verifier, SignatureError, parseAuthorization, parseQuery, sha256Hex,

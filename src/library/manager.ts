@@ -15,8 +15,8 @@ import { KmsError } from '../errors.js';
 import { KeyService } from '../keys/service.js';
 import { StateDirInUseError, lockStateDir } from '../keystore/state-lock.js';
 import { native } from '../native/index.js';
-import { assertPrivatePath } from '../roots/permissions.js';
-import { validateRequest } from '../rpc/codec.js';
+import { assertPrivatePath } from '../permissions.js';
+import { validateContext } from '../ops/context.js';
 import { NO_AUDIT, Pipeline, type Authorizer } from '../ops/pipeline.js';
 import { BATCH_COUNT, LIST_LIMIT_MAX, MAX_PLAINTEXT_BYTES, type OpName, type WireContext } from '../ops/protocol.js';
 import { KmsOperations, mergeCtx, type CallOptions, type Converter } from '../ops/api.js';
@@ -198,5 +198,5 @@ export class KmsManager extends KmsOperations {
 
 /** The same checks of a context as the socket server makes (`ctx` in docs/protocol.md §4). */
 function validCtx(ctx: WireContext): WireContext | undefined {
-  return validateRequest({ id: 1, op: 'health', args: {}, ctx }).ctx;
+  return validateContext(ctx);
 }

@@ -6,7 +6,7 @@ import { dirname } from 'node:path';
 import { KmsError } from '../errors.js';
 import { KEY_BYTES, WRAPPED_KEY_BYTES, native, withSecureBuffer, type SlotHandle } from '../native/index.js';
 import type { RootHealth, RootOfTrust } from './types.js';
-import { assertPrivatePath } from './permissions.js';
+import { assertPrivatePath } from '../permissions.js';
 
 export interface LocalRootOptions {
   keyFile: string;

@@ -22,7 +22,7 @@ import pkcs11js from 'pkcs11js';
 import type { AttributeResult, GcmParams, Mechanism, PKCS11, Template } from 'pkcs11js';
 import { KmsError } from '../errors.js';
 import { native } from '../native/index.js';
-import { assertPrivatePath } from './permissions.js';
+import { assertPrivatePath } from '../permissions.js';
 import type { Logger as RootLogger } from '../logging.js';
 
 /** A PKCS#11 object, slot or session handle as pkcs11js represents it. */

@@ -6,6 +6,7 @@
 //             array, map with str keys. Never an extension type.
 //   decode  = a fast structural pre-scan of the raw bytes (types, lengths, limits, UTF-8, keys) and,
 //             when it passes, msgpackr to build the values.
+import { validateContext } from '../ops/context.js';
 import { isUtf8 } from 'node:buffer';
 import { Packr, Unpackr, RESERVE_START_SPACE } from 'msgpackr';
 import {
@@ -790,49 +791,6 @@ function isUint32(v: unknown): v is number {
   return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xffffffff;
 }
 
-function utf8Length(s: string): number {
-  // A UTF-16 unit is at most 3 UTF-8 bytes, so short strings need no count.
-  return s.length * 3 <= CTX_LIMITS.maxStringBytes ? s.length : Buffer.byteLength(s, 'utf8');
-}
-
-const CTX_STRING_FIELDS = ['principal', 'request_id', 'user_agent', 'source_ip'] as const;
-
-function validateCtx(raw: unknown, id: number): WireContext | undefined {
-  if (raw === undefined || raw === null) return undefined;
-  if (!isMap(raw)) throw new ProtocolError('ctx must be a map', id);
-  const max = CTX_LIMITS.maxStringBytes;
-  const ctx: WireContext = {};
-  for (const k in raw) {
-    const v = raw[k];
-    if (v === null || v === undefined) continue;
-    if (k === 'extra') {
-      if (!isMap(v)) throw new ProtocolError('ctx.extra must be a map of strings', id);
-      const extra: Record<string, string> = {};
-      let pairs = 0;
-      for (const ek in v) {
-        const ev = v[ek];
-        if (++pairs > CTX_LIMITS.maxExtraPairs) {
-          throw new ProtocolError(`ctx.extra has more than ${CTX_LIMITS.maxExtraPairs} pairs`, id);
-        }
-        if (typeof ev !== 'string') throw new ProtocolError(`ctx.extra[${JSON.stringify(ek.slice(0, 64))}] must be a string`, id);
-        if (utf8Length(ek) > max) throw new ProtocolError(`a ctx.extra key is longer than ${max} bytes`, id);
-        if (utf8Length(ev) > max) {
-          throw new ProtocolError(`ctx.extra[${JSON.stringify(ek.slice(0, 64))}] is longer than ${max} bytes`, id);
-        }
-        extra[ek] = ev;
-      }
-      ctx.extra = extra;
-    } else if ((CTX_STRING_FIELDS as readonly string[]).includes(k)) {
-      if (typeof v !== 'string') throw new ProtocolError(`ctx.${k} must be a string`, id);
-      const n = utf8Length(v);
-      if (n > max) throw new ProtocolError(`ctx.${k} is ${n} bytes; the limit is ${max}`, id);
-      ctx[k as (typeof CTX_STRING_FIELDS)[number]] = v;
-    } else {
-      throw new ProtocolError(`unknown ctx field ${JSON.stringify(k.slice(0, 64))}`, id);
-    }
-  }
-  return ctx;
-}
 
 /**
  * Checks the envelope of a decoded request and returns it in canonical form: `id` a uint32, `op` a
@@ -873,7 +831,12 @@ export function validateRequest(value: unknown): WireRequest {
   }
   if (args === undefined || args === null) args = {};
   else if (!isMap(args)) throw new ProtocolError('request args must be a map', id);
-  const ctx = validateCtx(rawCtx, id);
+  let ctx: WireContext | undefined;
+  try {
+    ctx = validateContext(rawCtx);
+  } catch (err) {
+    throw new ProtocolError((err as Error).message, id);
+  }
   const req: WireRequest = { id, op, args: args as Record<string, unknown> };
   if (ctx !== undefined) req.ctx = ctx;
   return req;
