@@ -10,7 +10,6 @@ import { validateContext } from '../ops/context.js';
 import { isUtf8 } from 'node:buffer';
 import { Packr, Unpackr, RESERVE_START_SPACE } from 'msgpackr';
 import {
-  CTX_LIMITS,
   DECODE_LIMITS,
   KmsError,
   MAX_OP_BYTES,
