@@ -17,7 +17,7 @@ import { AuditLog } from '../audit/log.js';
 import { SocketServer } from '../rpc/server.js';
 import { LIST_LIMIT_MAX, BATCH_COUNT, MAX_PLAINTEXT_BYTES } from '../rpc/protocol.js';
 import { VERSION } from '../package-info.js';
-import type { DaemonConfig } from './config.js';
+import type { DaemonConfig } from '../config/index.js';
 import { createLogger, type Logger } from './logger.js';
 import { applySocketPermissions, prepareSocketPath } from './socket.js';
 // Backends and the admin HTTP API are imported when configured: most hosts never load them.

@@ -2,7 +2,7 @@
 // rustfs-kmsd [--config FILE] [--state-dir DIR] [--socket PATH] [--dev] [--allow-unlocked-memory]
 import './heap.js'; // before anything allocates
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig, redactedConfig, type DaemonConfig } from './config.js';
+import { ConfigError, loadConfig, redactedConfig, type DaemonConfig } from '../config/index.js';
 import { createLogger } from './logger.js';
 import { startDaemon, type RunningDaemon } from './daemon.js';
 import { notify } from './notify.js';

@@ -5,7 +5,7 @@
 // daemon module exports its `openRoot`, else the manager says to use the daemon.
 import { join } from 'node:path';
 import * as daemonModule from '../daemon/daemon.js';
-import type { DaemonConfig } from '../daemon/config.js';
+import type { DaemonConfig } from '../config/index.js';
 import { KmsError } from '../errors.js';
 import { FileKeystore } from '../keystore/file.js';
 import type { Keystore } from '../keystore/types.js';

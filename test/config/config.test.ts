@@ -11,7 +11,7 @@ import {
   unrecognizedEnvVars,
   type DaemonConfig,
   type LoadConfigInput,
-} from '../../src/daemon/config.js';
+} from '../../src/config/index.js';
 
 // ------------------------------------------------------------------------------------------------------
 // Fixtures
