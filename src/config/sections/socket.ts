@@ -32,6 +32,7 @@ export const SocketSection = section(
       default: '0660',
       expected: MODE_TEXT,
       docType: 'octal string',
+      docDefault: '`"0660"`',
       description:
         'Permission bits, written as a **quoted** string of 3 or 4 octal digits (`"0660"`, `"660"`). Unquoted, `0660` would be ' +
         'the decimal number 660, so it is an error. Only the permission bits (up to `0777`) are allowed.',
