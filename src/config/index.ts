@@ -2,6 +2,7 @@
 // the environment and the command line. Every other layer imports config from here.
 export { ConfigError, type ConfigErrorOptions } from './errors.js';
 export { DEFAULT_CONFIG_PATH, configFromYaml, loadConfig } from './load.js';
+export { checkConfigFile, type CheckConfigInput } from './check-file.js';
 export { CONFIG_ENV_VARS, unrecognizedEnvVars } from './env.js';
 export { REDACTED, redactedConfig } from './redact.js';
 export { ConfigFileSchema, type ConfigFile } from './schema.js';

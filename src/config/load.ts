@@ -53,8 +53,9 @@ function build(text: string | undefined, source: Source, env: ConfigEnv, cli: Cl
 /** Which file to read: --config, else $RUSTFS_KMS_CONFIG, else the default file (never in dev mode). */
 function chooseFile(input: LoadConfigInput, cwd: string): { file: string | undefined; field: string; explicit: boolean } {
   if (input.configPath !== undefined) {
-    if (input.configPath === '') throw new ConfigError('--config', 'a file path', { got: '""' });
-    return { file: path.resolve(cwd, input.configPath), field: '--config', explicit: true };
+    const flag = input.configFlag ?? '--config';
+    if (input.configPath === '') throw new ConfigError(flag, 'a file path', { got: '""' });
+    return { file: path.resolve(cwd, input.configPath), field: flag, explicit: true };
   }
   const fromEnv = input.env.RUSTFS_KMS_CONFIG;
   if (fromEnv !== undefined && fromEnv !== '') return { file: path.resolve(cwd, fromEnv), field: 'RUSTFS_KMS_CONFIG', explicit: true };

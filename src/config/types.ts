@@ -50,6 +50,8 @@ export type ConfigEnv = NodeJS.ProcessEnv | Readonly<Record<string, string | und
 export interface LoadConfigInput {
   /** --config FILE */
   configPath?: string;
+  /** The flag that named configPath, for errors (default "--config"). */
+  configFlag?: string;
   env: ConfigEnv;
   cli: CliOptions;
   /** Directory that relative command-line and environment paths resolve against; default process.cwd(). */
