@@ -20,4 +20,4 @@ export {
   type KmsApi, type KmsManagerOptions, type BackendKind, type CommonKmsOptions, type LocalKmsOptions, type VaultKmsOptions,
   type FromEnvOptions, type KeySpec, type DataKeyRequestOptions,
 } from './library/index.js';
-export { ConfigError } from './daemon/config.js';
+export { ConfigError } from './config/index.js';

@@ -10,7 +10,7 @@ import { PACKAGE_ROOT, VERSION } from '../package-info.js';
 import { block, table, time, toJson } from './format.js';
 import { LocalRoot, createKeyFile } from '../roots/local.js';
 import { initPkcs11Root } from '../roots/pkcs11.js';
-import { loadConfig } from '../daemon/config.js';
+import { loadConfig } from '../config/index.js';
 import { verifyAuditFiles } from '../audit/verify.js';
 import { BackupError, createBackup, parseBackup, restoreBackup, serializeBackup, writeBackupFile } from './backup.js';
 import { InstallError, installSystemd } from './install-systemd.js';

@@ -16,7 +16,7 @@ import { AuditLog } from '../audit/log.js';
 import { SocketServer } from '../rpc/server.js';
 import { LIST_LIMIT_MAX, BATCH_COUNT, MAX_PLAINTEXT_BYTES } from '../ops/protocol.js';
 import { VERSION } from '../package-info.js';
-import type { DaemonConfig } from './config.js';
+import type { DaemonConfig } from '../config/index.js';
 import { createLogger, type Logger } from './logger.js';
 import {
   applySocketPermissions, createdSocket, prepareSocketPath, removeCreatedSocket, resolveSocketGroup, type CreatedSocket,

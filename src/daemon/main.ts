@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // rustfs-kmsd [--config FILE] [--state-dir DIR] [--socket PATH] [--dev] [--allow-unlocked-memory]
+//             --check-config FILE [--state-dir DIR] [--socket PATH] [--dev] [--allow-unlocked-memory]
 import './heap.js'; // before anything allocates
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig, redactedConfig, type DaemonConfig } from './config.js';
+import { ConfigError, checkConfigFile, loadConfig, redactedConfig, type DaemonConfig } from '../config/index.js';
 import { createLogger } from './logger.js';
 import { startDaemon, type RunningDaemon } from './daemon.js';
 import { notify } from './notify.js';
@@ -12,8 +13,12 @@ import {
 import { VERSION } from '../package-info.js';
 
 const USAGE = `usage: rustfs-kmsd [--config FILE] [--state-dir DIR] [--socket PATH] [--dev] [--allow-unlocked-memory]
+       rustfs-kmsd --check-config FILE [--state-dir DIR] [--socket PATH] [--dev] [--allow-unlocked-memory]
 
   --config FILE             YAML config (default /etc/rustfs-kms/config.yaml, or $RUSTFS_KMS_CONFIG)
+  --check-config FILE       validate FILE with the environment and flags as the daemon would, print
+                            "FILE: ok" and the effective config (secrets redacted), start nothing;
+                            exit 0 if valid, 1 if not
   --state-dir DIR           where key records and the lock live
   --socket PATH             Unix socket to listen on
   --dev                     development defaults: state and socket under ./.kms, root key created on first start
@@ -26,6 +31,7 @@ function parseCommandLine(argv: string[]) {
       args: argv,
       options: {
         config: { type: 'string' },
+        'check-config': { type: 'string' },
         'state-dir': { type: 'string' },
         socket: { type: 'string' },
         dev: { type: 'boolean' },
@@ -58,6 +64,21 @@ async function main(): Promise<void> {
     ...(flags.dev === true ? { dev: true } : {}),
     ...(flags['allow-unlocked-memory'] === true ? { allowUnlockedMemory: true } : {}),
   };
+  const checkFile = flags['check-config'];
+  if (checkFile !== undefined) {
+    if (flags.config !== undefined || checkFile === '') {
+      process.stderr.write(`rustfs-kmsd: --check-config takes the file to check; do not combine it with --config\n${USAGE}`);
+      process.exit(2);
+    }
+    try {
+      process.stdout.write(checkConfigFile({ file: checkFile, env: process.env, cli }));
+      process.exit(0);
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      process.stderr.write(`rustfs-kmsd: ${err.message}\n`);
+      process.exit(1);
+    }
+  }
   const load = (reload = false): DaemonConfig =>
     loadConfig({ ...(flags.config !== undefined ? { configPath: flags.config } : {}), env: process.env, cli: reload ? { ...cli, reload } : cli });
   let config: DaemonConfig;

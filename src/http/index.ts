@@ -1,7 +1,7 @@
 // Wiring of the admin HTTP API into the daemon: secret key, metrics gauges, the default policy's
 // rule for the admin access key. daemon.ts calls these in two short, delimited places.
 import { withAdminAccessKey as withAccessKey, type Policy } from '../access/policy.js';
-import type { AdminHttpConfig } from '../daemon/config.js';
+import type { AdminHttpConfig } from '../config/index.js';
 import type { KeyService } from '../keys/service.js';
 import { Metrics } from '../metrics/metrics.js';
 import { addDaemonGauges } from '../metrics/gauges.js';

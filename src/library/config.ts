@@ -1,9 +1,9 @@
 // KmsConfig: how an in-process KmsManager finds its keys, after the RustFS KMS crate's
 // `KmsConfig::local(dir)` / `KmsConfig::vault(url, token)` / `KmsConfig::from_env()`. Every
-// constructor goes through the daemon's own config loader (src/daemon/config.ts), so values are
+// constructor goes through the daemon's own config loader (src/config/), so values are
 // checked exactly as the daemon checks them and bad ones fail with the field's name.
 import { isAbsolute, resolve } from 'node:path';
-import { configFromYaml, loadConfig, type ConfigEnv, type DaemonConfig } from '../daemon/config.js';
+import { configFromYaml, loadConfig, type ConfigEnv, type DaemonConfig } from '../config/index.js';
 import { KmsError } from '../errors.js';
 import { KEY_ID_PATTERN } from '../ops/protocol.js';
 

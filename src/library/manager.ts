@@ -23,7 +23,7 @@ import { KmsOperations, mergeCtx, type CallOptions, type Converter } from '../op
 import { VERSION } from '../package-info.js';
 import { BackendOpenError, backendEndpoint, openKeystore, openRoot } from '../ops/backends.js';
 import type { Keystore } from '../keystore/types.js';
-import type { DaemonConfig } from '../daemon/config.js';
+import type { DaemonConfig } from '../config/index.js';
 import type { KmsConfig } from './config.js';
 import type { OperationContext } from './context.js';
 

@@ -2,7 +2,7 @@
 // in-process manager alike. Backends other than the local root and the file keystore are imported
 // only when configured: most hosts never load them.
 import { join } from 'node:path';
-import type { DaemonConfig } from '../daemon/config.js';
+import type { DaemonConfig } from '../config/index.js';
 import { FileKeystore } from '../keystore/file.js';
 import type { Keystore } from '../keystore/types.js';
 import type { Logger } from '../logging.js';

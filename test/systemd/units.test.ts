@@ -12,7 +12,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/daemon/config.js';
+import { loadConfig } from '../../src/config/index.js';
 import { DAEMON_JS, assertBuilt, cleanEnv, cleanupTempDirs, makeTempDir, repoRoot, runCli } from '../helpers/daemon.js';
 import { exitWithin, haveCommand } from './helpers.js';
 
