@@ -239,6 +239,33 @@ export class KeyService {
     });
   }
 
+  updateKeyDescription(keyId: string, description: string): Promise<KeyInfo> {
+    assertDescription(description);
+    return this.transition(keyId, (record) => {
+      record.description = description;
+    });
+  }
+
+  /** Adds or overwrites tags; the merged set must stay within the tag limits. */
+  tagKey(keyId: string, tags: Record<string, string>): Promise<KeyInfo> {
+    assertTags(tags);
+    return this.transition(keyId, (record) => {
+      const merged = { ...record.tags };
+      for (const [k, v] of Object.entries(tags)) merged[k] = v;
+      assertTags(merged);
+      record.tags = merged;
+    });
+  }
+
+  /** Removes the named tags; names the key does not carry are ignored. */
+  untagKey(keyId: string, tagKeys: readonly string[]): Promise<KeyInfo> {
+    return this.transition(keyId, (record) => {
+      const kept: Record<string, string> = {};
+      for (const [k, v] of Object.entries(record.tags)) if (!tagKeys.includes(k)) kept[k] = v;
+      record.tags = kept;
+    });
+  }
+
   rotateKey(keyId: string): Promise<KeyInfo> {
     assertKeyId(keyId);
     return this.serialized(keyId, async () => {

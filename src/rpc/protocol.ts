@@ -33,6 +33,9 @@ export const OPERATIONS = [
   'rotate_key',
   'schedule_key_deletion',
   'cancel_key_deletion',
+  'update_key_description',
+  'tag_key',
+  'untag_key',
   'encrypt',
   'decrypt',
   'generate_data_key',
@@ -220,6 +223,11 @@ export interface WireOps {
   rotate_key: OpSpec<{ key_id: string }, WireKeyInfo>;
   schedule_key_deletion: OpSpec<{ key_id: string; pending_days: number }, WireKeyInfo>;
   cancel_key_deletion: OpSpec<{ key_id: string }, WireKeyInfo>;
+  update_key_description: OpSpec<{ key_id: string; description: string }, WireKeyInfo>;
+  /** Adds or overwrites the given tags. */
+  tag_key: OpSpec<{ key_id: string; tags: Record<string, string> }, WireKeyInfo>;
+  /** Removes the named tags; names the key does not have are ignored. */
+  untag_key: OpSpec<{ key_id: string; tag_keys: string[] }, WireKeyInfo>;
   encrypt: OpSpec<{ key_id: string; plaintext: Bytes; context?: EncryptionContext }, WireSealResult>;
   decrypt: OpSpec<{ ciphertext: Bytes; context?: EncryptionContext }, WireDecryptResult>;
   generate_data_key: OpSpec<
