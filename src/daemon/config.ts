@@ -5,6 +5,7 @@
 // names do); the one secret value that can arrive from the environment (the Vault token) is hidden by
 // redactedConfig().
 import { OPERATIONS } from '../rpc/protocol.js';
+import { policyActionNames } from '../access/actions.js';
 import { KEY_ID_PATTERN } from '../keys/validation.js';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
@@ -168,8 +169,8 @@ export const DEFAULT_CONFIG_PATH = '/etc/rustfs-kms/config.yaml';
 export const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'];
 export const ROOT_TYPES: readonly RootType[] = ['local', 'pkcs11', 'vault-transit'];
 export const KEYSTORE_TYPES: readonly KeystoreType[] = ['file', 'vault-kv'];
-/** Operation names a policy rule may allow (besides '*'): the protocol's operations. */
-export const POLICY_OPERATIONS: readonly string[] = OPERATIONS;
+/** Names a policy rule may allow (besides '*'): operations, admin actions, RustFS kms:* aliases. */
+export const POLICY_OPERATIONS: readonly string[] = policyActionNames(OPERATIONS);
 export { KEY_ID_PATTERN };
 
 /** Every environment variable this module reads. */
