@@ -17,11 +17,12 @@ import { AuditLog } from '../audit/log.js';
 import { SocketServer } from '../rpc/server.js';
 import { LIST_LIMIT_MAX, BATCH_COUNT, MAX_PLAINTEXT_BYTES } from '../rpc/protocol.js';
 import { VERSION } from '../package-info.js';
-import type { DaemonConfig } from './config.js';
+import { redactedConfig, type DaemonConfig } from './config.js';
+import { createHash } from 'node:crypto';
 import { createLogger, type Logger } from './logger.js';
 import { applySocketPermissions, prepareSocketPath } from './socket.js';
 // Backends and the admin HTTP API are imported when configured: most hosts never load them.
-import type { AdminHttpServer } from '../http/index.js';
+import type { AdminHttpServer, DeploymentInfo } from '../http/index.js';
 
 export class StartupError extends Error {
   constructor(message: string) {
@@ -40,6 +41,8 @@ export interface RunningDaemon {
   reload(config: DaemonConfig): void;
   /** SIGTERM: stop accepting, drain, flush, wipe. */
   stop(): Promise<void>;
+  /** What the admin HTTP API's reconfigure route runs: main.ts installs its SIGHUP path here. */
+  onReloadRequest(hook: () => string): void;
 }
 
 export interface StartOptions {
@@ -115,11 +118,17 @@ export async function startDaemon(config: DaemonConfig, options: StartOptions): 
 
     // ---- admin HTTP API (src/http): off unless admin_http is configured ----
     let adminHttp: AdminHttpServer | undefined;
+    let reloadHook: (() => string) | undefined;
     if (config.adminHttp !== undefined && http !== undefined && metrics !== undefined) {
       try {
         adminHttp = await http.startAdminHttp({
           config: config.adminHttp, pipeline, audit, metrics, service, logger, socket: server,
           auditHead: () => (audit as AuditLog).head,
+          deployment: deploymentInfo(config),
+          reload: () => {
+            if (reloadHook === undefined) throw new Error('reloading is not available in this process');
+            return reloadHook();
+          },
           ...(config.defaultKeyId !== undefined ? { defaultKeyId: config.defaultKeyId } : {}),
         });
       } catch (err) {
@@ -132,6 +141,9 @@ export async function startDaemon(config: DaemonConfig, options: StartOptions): 
     const auditLog = audit;
     const running: RunningDaemon = {
       config, service, server, pipeline, audit: auditLog,
+      onReloadRequest(hook) {
+        reloadHook = hook;
+      },
       reload(next) {
         const policy = policyFor(next); // a bad policy throws before anything changes
         reloadNameTables();
@@ -276,4 +288,28 @@ let vaultLog: Logger | undefined;
 function vaultLogger(config: DaemonConfig): Logger {
   vaultLog ??= createLogger(config.logLevel).child({ component: 'vault' });
   return vaultLog;
+}
+
+/** What the admin HTTP API reports about this deployment (RustFS's status, config, backup routes). */
+function deploymentInfo(config: DaemonConfig): DeploymentInfo {
+  const fingerprint = createHash('sha256').update(JSON.stringify(redactedConfig(config))).digest('hex');
+  const vault = config.root.vault;
+  return {
+    stateDir: config.stateDir,
+    ...(config.configPath !== undefined ? { configPath: config.configPath } : {}),
+    configFingerprint: fingerprint,
+    rootType: config.root.type,
+    keystoreType: config.keystore.type,
+    cacheIdleTtlS: config.cache.idleTtlS,
+    timeoutS: config.timeoutSecs,
+    retryAttempts: config.retryAttempts,
+    ...(vault !== undefined
+      ? {
+        vault: {
+          address: vault.address, namespace: vault.namespace, transitMount: vault.transitMount,
+          kvMount: config.keystore.kvMount, prefix: config.keystore.prefix, authMethod: vault.auth.method,
+        },
+      }
+      : {}),
+  };
 }

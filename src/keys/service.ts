@@ -266,6 +266,16 @@ export class KeyService {
     });
   }
 
+  /** Wipes every unwrapped version (the next use unwraps again); returns how many were wiped. */
+  clearCache(): number {
+    let wiped = 0;
+    for (const entry of this.entries.values()) {
+      wiped += entry.slots.size;
+      wipeSlots(entry);
+    }
+    return wiped;
+  }
+
   rotateKey(keyId: string): Promise<KeyInfo> {
     assertKeyId(keyId);
     return this.serialized(keyId, async () => {

@@ -40,6 +40,15 @@ export interface GaugeSource {
   read: () => number | ReadonlyArray<{ labels: Record<string, string>; value: number }>;
 }
 
+export interface MetricTotals {
+  success: number;
+  denied: number;
+  failure: number;
+  errorCodes: Map<string, number>;
+  /** Per bucket of LATENCY_BUCKETS_S (not cumulative); the last is above the largest bound. */
+  latencyCounts: number[];
+}
+
 export class Metrics {
   private readonly ops = new Map<string, Array<OpSeries | undefined>>();
   private readonly errors = new Map<string, Map<string, number>>();
@@ -89,6 +98,28 @@ export class Metrics {
 
   addGauge(source: GaugeSource): void {
     this.gauges.push(source);
+  }
+
+  /** Totals over every operation and transport (madmin's KMSMetrics is one summary, not families). */
+  totals(): MetricTotals {
+    const t: MetricTotals = { success: 0, denied: 0, failure: 0, errorCodes: new Map(), latencyCounts: new Array<number>(LATENCY_BUCKETS_US.length + 1).fill(0) };
+    for (const perTransport of this.ops.values()) {
+      for (const s of perTransport) {
+        if (s === undefined) continue;
+        t.success += s.outcomes[0] as number;
+        t.denied += s.outcomes[1] as number;
+        t.failure += s.outcomes[2] as number;
+        s.counts.forEach((c, i) => (t.latencyCounts[i]! += c));
+      }
+    }
+    for (const codes of this.errors.values()) for (const [code, n] of codes) t.errorCodes.set(code, (t.errorCodes.get(code) ?? 0) + n);
+    return t;
+  }
+
+  /** A single-number gauge by name, read now; undefined when not registered. */
+  gauge(name: string): number | undefined {
+    const v = this.gauges.find((g) => g.name === name)?.read();
+    return typeof v === 'number' ? v : undefined;
   }
 
   /** The Prometheus text exposition (format 0.0.4). */
