@@ -44,7 +44,10 @@ export function requestId(): string {
 }
 
 export function renderError(style: ErrorStyle, err: KmsError, status: number, resource: string): RenderedError {
-  if (typeof style === 'function') return { contentType: 'application/json', body: JSON.stringify(style(err, status)) };
+  if (typeof style === 'function') {
+    if (!(err instanceof InvalidJsonError)) return { contentType: 'application/json', body: JSON.stringify(style(err, status)) };
+    style = 'xml';
+  }
   switch (style) {
     case 'minio':
       return {
@@ -76,3 +79,13 @@ export class NotImplementedError extends KmsError {
     super('InvalidRequest', message);
   }
 }
+
+/** A route's own argument was missing or malformed: 400 on every route, whatever its status map. */
+export class ArgumentError extends KmsError {
+  constructor(message: string) {
+    super('InvalidRequest', message);
+  }
+}
+
+/** The body is not the JSON the route takes: RustFS answers this in its XML channel even on J routes. */
+export class InvalidJsonError extends ArgumentError {}

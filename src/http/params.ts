@@ -1,10 +1,15 @@
 // Reading query parameters and JSON bodies for the route files that came after routes.ts
 // (madmin.ts, rustfs-routes.ts). Errors are KmsError InvalidRequest naming the parameter.
-import { KmsError } from '../errors.js';
+import type { KmsError } from '../errors.js';
+import { ArgumentError, InvalidJsonError } from './errors.js';
 import type { RawQuery } from './sigv4.js';
 
 export function bad(message: string): KmsError {
-  return new KmsError('InvalidRequest', message);
+  return new ArgumentError(message);
+}
+
+function badJson(message: string): KmsError {
+  return new InvalidJsonError(message);
 }
 
 /** The one value of `name`, undefined when absent; given twice is an error. */
@@ -35,12 +40,12 @@ export function jsonObject(body: Buffer, allowed: readonly string[]): Record<str
   try {
     value = JSON.parse(text);
   } catch (err) {
-    throw bad(`invalid JSON: ${(err as Error).message.slice(0, 120)}`);
+    throw badJson(`invalid JSON: ${(err as Error).message.slice(0, 120)}`);
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw bad('invalid JSON: the body must be a JSON object');
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw badJson('invalid JSON: the body must be a JSON object');
   const obj = value as Record<string, unknown>;
   for (const k of Object.keys(obj)) {
-    if (!allowed.includes(k)) throw bad(`invalid JSON: unknown field ${JSON.stringify(k.slice(0, 64))}, expected one of ${allowed.join(', ')}`);
+    if (!allowed.includes(k)) throw badJson(`invalid JSON: unknown field ${JSON.stringify(k.slice(0, 64))}, expected one of ${allowed.join(', ')}`);
   }
   return obj;
 }
@@ -48,24 +53,24 @@ export function jsonObject(body: Buffer, allowed: readonly string[]): Record<str
 export function optString(obj: Record<string, unknown> | undefined, name: string): string | undefined {
   const v = obj?.[name];
   if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'string') throw bad(`invalid JSON: ${name} must be a string`);
+  if (typeof v !== 'string') throw badJson(`invalid JSON: ${name} must be a string`);
   return v;
 }
 
 export function optBool(obj: Record<string, unknown> | undefined, name: string): boolean | undefined {
   const v = obj?.[name];
   if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'boolean') throw bad(`invalid JSON: ${name} must be true or false`);
+  if (typeof v !== 'boolean') throw badJson(`invalid JSON: ${name} must be true or false`);
   return v;
 }
 
 export function optStringMap(obj: Record<string, unknown> | undefined, name: string): Record<string, string> | undefined {
   const v = obj?.[name];
   if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'object' || Array.isArray(v)) throw bad(`invalid JSON: ${name} must be an object of strings`);
+  if (typeof v !== 'object' || Array.isArray(v)) throw badJson(`invalid JSON: ${name} must be an object of strings`);
   const out: Record<string, string> = {};
   for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
-    if (typeof x !== 'string') throw bad(`invalid JSON: ${name}[${JSON.stringify(k.slice(0, 64))}] must be a string`);
+    if (typeof x !== 'string') throw badJson(`invalid JSON: ${name}[${JSON.stringify(k.slice(0, 64))}] must be a string`);
     out[k] = x;
   }
   return out;

@@ -8,7 +8,7 @@
 // own key routes), /minio/admin/v3 (madmin ≤ 1.5.3's three KMS calls, in madmin's shapes) and
 // /minio/kms/v1 (madmin ≥ 1.6.0, `mc admin kms`, madmin.ts).
 import { KmsError, type ErrorCode } from '../errors.js';
-import { PENDING_DAYS, type OpName, type WireHealth, type WireKeyInfo, type WireListKeysResult, type WireStatus } from '../rpc/protocol.js';
+import { PENDING_DAYS, type OpName, type WireKeyInfo, type WireListKeysResult } from '../rpc/protocol.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { PROMETHEUS_CONTENT_TYPE } from '../metrics/prometheus.js';
 import type { RawQuery } from './sigv4.js';
@@ -190,15 +190,10 @@ const keyAnswer = (result: unknown): RouteAnswer => {
 };
 
 
-async function healthAndStatus(result: unknown, run: RunOp): Promise<WireHealth & WireStatus> {
-  const status = (await run('status', {})) as WireStatus;
-  return { ...(result as WireHealth), ...status };
-}
 
 // ---- routes shared by both prefixes -------------------------------------------------------------
 
 const SMALL_BODY = 4096;
-const CREATE_BODY = 64 * 1024;
 const TIMEOUT = 10_000;
 /** Creating and rotating wrap new material under the root (possibly a remote Vault). */
 const SLOW_TIMEOUT = 30_000;
@@ -236,19 +231,8 @@ function sharedRoutes(prefix: Prefix): Route[] {
 
 // ---- /rustfs/admin/v3 ---------------------------------------------------------------------------
 
+// Key create, key status and KMS status at this prefix are RustFS's (rustfs-routes.ts).
 const RUSTFS_ROUTES: Route[] = [
-  {
-    methods: ['POST'], prefix: 'rustfs', path: '/kms/key/create', maxBodyBytes: CREATE_BODY, timeoutMs: SLOW_TIMEOUT, op: 'create_key',
-    params: KEY_PARAMS,
-    args: (req) => ({ ...jsonBody(req, ['description', 'tags', 'rotation_period_days']), key_id: requiredKey(req) }),
-    respond: keyAnswer,
-  },
-  {
-    methods: ['GET'], prefix: 'rustfs', path: '/kms/key/status', maxBodyBytes: SMALL_BODY, timeoutMs: TIMEOUT, op: 'describe_key',
-    params: KEY_PARAMS,
-    args: (req) => ({ key_id: requiredKey(req) }),
-    respond: keyAnswer,
-  },
   {
     methods: ['GET'], prefix: 'rustfs', path: '/kms/key/list', maxBodyBytes: SMALL_BODY, timeoutMs: TIMEOUT, op: 'list_keys',
     params: ['marker', 'limit', 'prefix'],
@@ -266,11 +250,6 @@ const RUSTFS_ROUTES: Route[] = [
       const r = result as WireListKeysResult;
       return ok({ keys: r.keys, truncated: r.truncated, ...(r.next_marker !== undefined ? { next_marker: r.next_marker } : {}) });
     },
-  },
-  {
-    methods: ['GET'], prefix: 'rustfs', path: '/kms/status', maxBodyBytes: SMALL_BODY, timeoutMs: TIMEOUT, op: 'health', params: [],
-    args: () => ({}),
-    respond: async (result, _req, run, env) => ok({ ...(await healthAndStatus(result, run)), default_key_id: env.defaultKeyId ?? null }),
   },
   ...sharedRoutes('rustfs'),
 ];
