@@ -10,6 +10,9 @@
 #                          itself, booted as PID 1 in private namespaces by test/systemd/boot.sh (the host's
 #                          own init is never used)
 #   strace                 test/systemd: a daemon session's system calls against the unit's filter
+#   golang-go, golang-github-minio-madmin-go-dev
+#                          test/http/madmin.test.ts: a client built on MinIO's admin SDK (madmin-go 2.0.7,
+#                          GOPATH mode over /usr/share/gocode; no module proxy needed)
 set -euo pipefail
 
 missing=()
@@ -24,6 +27,8 @@ command -v pkcs11-tool >/dev/null 2>&1 || missing+=(opensc)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 command -v systemd-socket-activate >/dev/null 2>&1 || missing+=(systemd)
 command -v strace >/dev/null 2>&1 || missing+=(strace)
+command -v go >/dev/null 2>&1 || missing+=(golang-go)
+[ -f /usr/share/gocode/src/github.com/minio/madmin-go/kms-commands.go ] || missing+=(golang-github-minio-madmin-go-dev)
 
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

@@ -4,6 +4,7 @@
 
 import { compileGlob, type Glob } from './glob.js';
 import type { Caller } from './identity.js';
+import { expandActions } from './actions.js';
 
 export interface PolicyMatch {
   uid?: number;
@@ -47,7 +48,7 @@ export class Policy {
   constructor(readonly rules: readonly PolicyRule[]) {
     this.compiled = rules.map((rule) => ({
       rule,
-      ops: rule.allow.includes('*') ? null : new Set(rule.allow),
+      ops: rule.allow.includes('*') ? null : expandActions(rule.allow), // RustFS kms:* names are aliases
       keys: (rule.keys.length === 0 ? ['*'] : rule.keys).map(compileGlob),
     }));
   }

@@ -16,14 +16,15 @@ import { AuditLog } from '../audit/log.js';
 import { SocketServer } from '../rpc/server.js';
 import { LIST_LIMIT_MAX, BATCH_COUNT, MAX_PLAINTEXT_BYTES } from '../ops/protocol.js';
 import { VERSION } from '../package-info.js';
-import type { DaemonConfig } from '../config/index.js';
+import { redactedConfig, type DaemonConfig } from '../config/index.js';
+import { createHash } from 'node:crypto';
 import { createLogger, type Logger } from './logger.js';
 import {
   applySocketPermissions, createdSocket, prepareSocketPath, removeCreatedSocket, resolveSocketGroup, type CreatedSocket,
 } from './socket.js';
 import { StateDirInUseError, lockStateDir as lockStateDirectory } from '../keystore/state-lock.js';
 // Backends and the admin HTTP API are imported when configured: most hosts never load them.
-import type { AdminHttpServer } from '../http/index.js';
+import type { AdminHttpServer, DeploymentInfo } from '../http/index.js';
 
 export class StartupError extends Error {
   constructor(message: string) {
@@ -42,6 +43,8 @@ export interface RunningDaemon {
   reload(config: DaemonConfig): void;
   /** SIGTERM: stop accepting, drain, flush, wipe. */
   stop(): Promise<void>;
+  /** What the admin HTTP API's reconfigure route runs: main.ts installs its SIGHUP path here. */
+  onReloadRequest(hook: () => string): void;
 }
 
 export interface StartOptions {
@@ -124,12 +127,18 @@ export async function startDaemon(config: DaemonConfig, options: StartOptions): 
 
     // ---- admin HTTP API (src/http): off unless admin_http is configured ----
     let adminHttp: AdminHttpServer | undefined;
+    let reloadHook: (() => string) | undefined;
     if (config.adminHttp !== undefined && http !== undefined && metrics !== undefined) {
       try {
         adminHttp = await http.startAdminHttp({
           config: config.adminHttp, pipeline, audit, metrics, service, logger, socket: server,
           auditHead: () => (audit as AuditLog).head,
           auditHealth: () => (audit as AuditLog).health,
+          deployment: deploymentInfo(config),
+          reload: () => {
+            if (reloadHook === undefined) throw new Error('reloading is not available in this process');
+            return reloadHook();
+          },
           ...(config.defaultKeyId !== undefined ? { defaultKeyId: config.defaultKeyId } : {}),
         });
       } catch (err) {
@@ -143,6 +152,9 @@ export async function startDaemon(config: DaemonConfig, options: StartOptions): 
     auditLog.lifecycle('daemon_start', { version: VERSION, pid: process.pid });
     const running: RunningDaemon = {
       config, service, server, pipeline, audit: auditLog,
+      onReloadRequest(hook) {
+        reloadHook = hook;
+      },
       reload(next) {
         const policy = policyFor(next); // a bad policy throws before anything changes
         reloadNameTables();
@@ -259,4 +271,28 @@ async function openBackends(config: DaemonConfig, logger: Logger): Promise<{ roo
   } catch (err) {
     throw new StartupError((err as Error).message);
   }
+}
+
+/** What the admin HTTP API reports about this deployment (RustFS's status, config, backup routes). */
+function deploymentInfo(config: DaemonConfig): DeploymentInfo {
+  const fingerprint = createHash('sha256').update(JSON.stringify(redactedConfig(config))).digest('hex');
+  const vault = config.root.vault;
+  return {
+    stateDir: config.stateDir,
+    ...(config.configPath !== undefined ? { configPath: config.configPath } : {}),
+    configFingerprint: fingerprint,
+    rootType: config.root.type,
+    keystoreType: config.keystore.type,
+    cacheIdleTtlS: config.cache.idleTtlS,
+    timeoutS: config.timeoutSecs,
+    retryAttempts: config.retryAttempts,
+    ...(vault !== undefined
+      ? {
+        vault: {
+          address: vault.address, namespace: vault.namespace, transitMount: vault.transitMount,
+          kvMount: config.keystore.kvMount, prefix: config.keystore.prefix, authMethod: vault.auth.method,
+        },
+      }
+      : {}),
+  };
 }

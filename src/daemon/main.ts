@@ -176,8 +176,9 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGHUP', () => {
-    if (stopping) return;
+  /** One reload path for SIGHUP and the admin API's reconfigure: returns the status, throws why not. */
+  const reload = (): string => {
+    if (stopping) throw new Error('the daemon is stopping');
     // sd_notify reload protocol: RELOADING=1 (+ MONOTONIC_USEC) first, READY=1 when done, even
     // when the new configuration is refused, so the unit leaves the "reloading" state either way.
     notify(reloadingMessage('reloading policy and log level'));
@@ -186,13 +187,24 @@ async function main(): Promise<void> {
       const status = `reloaded policy and log level; ${serving()}`;
       notify(`READY=1\nSTATUS=${statusText(status)}`);
       supervisor.noteStatus(status);
+      return status;
     } catch (err) {
       logger.error({ err: (err as Error).message }, 'reload refused; keeping the running policy');
       const status = `reload refused (${(err as Error).message}); still serving with the previous policy`;
       notify(`READY=1\nSTATUS=${statusText(status)}`);
       supervisor.noteStatus(status);
+      throw new Error(status);
+    }
+  };
+  process.on('SIGHUP', () => {
+    if (stopping) return;
+    try {
+      reload();
+    } catch {
+      // logged and announced by reload()
     }
   });
+  daemon.onReloadRequest(reload);
 
   // Announce only once the signal handlers are in place: a SIGHUP (systemctl reload) or SIGTERM sent
   // the moment READY=1 arrives must find them, not the default action (which kills the process).

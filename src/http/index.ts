@@ -7,6 +7,9 @@ import { Metrics } from '../metrics/metrics.js';
 import { addDaemonGauges } from '../metrics/gauges.js';
 import type { AuditSink, Pipeline } from '../ops/pipeline.js';
 import { AdminHttpServer, readSecretKeyFile, type AdminHttpLogger } from './server.js';
+import type { DeploymentInfo } from './shapes.js';
+
+export type { DeploymentInfo } from './shapes.js';
 
 export { AdminHttpServer, readSecretKeyFile, DEFAULT_ADMIN_HTTP_LIMITS, type AdminHttpOptions, type AdminHttpLimits } from './server.js';
 export { ROUTES, PREFIXES, httpStatus, type Route, type RouteAnswer } from './routes.js';
@@ -35,6 +38,9 @@ export interface AdminHttpWiring {
   auditHealth?: () => { writable: boolean; writeFailures: number };
   defaultKeyId?: string;
   logger: AdminHttpLogger;
+  /** Reloads the config file as SIGHUP does (RustFS's POST /kms/reconfigure). */
+  reload?: () => string;
+  deployment?: DeploymentInfo;
 }
 
 /** Reads the secret key file, starts listening, registers the daemon's gauges. */
@@ -49,6 +55,11 @@ export async function startAdminHttp(w: AdminHttpWiring): Promise<AdminHttpServe
     logger: w.logger,
     limits: { maxConnections: w.config.maxConnections, maxConnectionsPerSource: w.config.maxConnectionsPerSource },
     ...(w.defaultKeyId !== undefined ? { defaultKeyId: w.defaultKeyId } : {}),
+    env: {
+      clearCache: () => w.service.clearCache(),
+      ...(w.reload !== undefined ? { reload: w.reload } : {}),
+      ...(w.deployment !== undefined ? { deployment: w.deployment } : {}),
+    },
   });
   addDaemonGauges(w.metrics, {
     service: w.service,

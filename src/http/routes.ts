@@ -4,17 +4,22 @@
 // declarations in one fixed order: method/path → signature → body limit → arguments → pipeline →
 // status. Routes never touch keys themselves: everything goes through Pipeline.run (policy, audit).
 //
-// Two prefixes serve the same routes: /rustfs/admin/v3 (canonical; answers in this project's JSON
-// shapes) and /minio/admin/v3 (for `mc admin kms`; answers in MinIO madmin's shapes where madmin
-// defines one: key create, key status, key list, KMS status).
+// Three prefixes: /rustfs/admin/v3 (RustFS's admin contract, rustfs-routes.ts, plus this project's
+// own key routes), /minio/admin/v3 (madmin ≤ 1.5.3's three KMS calls, in madmin's shapes) and
+// /minio/kms/v1 (madmin ≥ 1.6.0, `mc admin kms`, madmin.ts).
 import { KmsError, type ErrorCode } from '../errors.js';
-import { compileGlob, globProblem, type Glob } from '../access/glob.js';
-import { PENDING_DAYS, type OpName, type WireHealth, type WireKeyInfo, type WireListKeysResult, type WireStatus } from '../ops/protocol.js';
+import { PENDING_DAYS, type OpName, type WireKeyInfo, type WireListKeysResult } from '../ops/protocol.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { RawQuery } from './sigv4.js';
+import type { AdminAction } from '../access/actions.js';
+import type { Authorizer } from '../ops/pipeline.js';
+import type { ErrorStyle } from './errors.js';
+import { MADMIN_ROUTES, keyCreateRoute, keyListRoute, keyStatusRoute, kmsStatusRoute } from './madmin.js';
+import { RUSTFS_CONTRACT_ROUTES } from './rustfs-routes.js';
+import type { DeploymentInfo } from './shapes.js';
 
-export type Prefix = 'rustfs' | 'minio';
-export const PREFIXES: Readonly<Record<Prefix, string>> = { rustfs: '/rustfs/admin/v3', minio: '/minio/admin/v3' };
+export type Prefix = 'rustfs' | 'minio' | 'kms';
+export const PREFIXES: Readonly<Record<Prefix, string>> = { rustfs: '/rustfs/admin/v3', minio: '/minio/admin/v3', kms: '/minio/kms/v1' };
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';
 
@@ -23,6 +28,10 @@ export interface RouteRequest {
   prefix: Prefix;
   query: RawQuery;
   body: Buffer;
+  /** The decoded `{key_id}` segment of a path-parameter route. */
+  pathKey?: string;
+  /** The verified access key. */
+  accessKey?: string;
 }
 
 export interface RouteAnswer {
@@ -41,7 +50,23 @@ export interface RouteEnv {
   metrics?: Metrics;
   /** `default_key_id` of the config: MinIO's key status with no key id, and KMS status. */
   defaultKeyId?: string;
+  /** The policy in force (madmin's policy and identity routes describe it). */
+  authorizer?: () => Authorizer;
+  /** Reloads the config file as SIGHUP does; returns what was reloaded, throws why not. */
+  reload?: () => string;
+  /** What the daemon was started with (RustFS's status, config and backup routes). */
+  deployment?: DeploymentInfo;
+  /** The admin access key of the config. */
+  adminAccessKey?: string;
+  /** Empties the key cache; returns how many unwrapped versions were wiped. */
+  clearCache?: () => number;
 }
+
+/**
+ * How a route is authorized: an operation of the op table (its policy action), an admin action for
+ * routes that run no operation, or 'signed' (a valid signature is enough: madmin's describe-self).
+ */
+export type RouteAuth = OpName | AdminAction | 'signed';
 
 export interface Route {
   readonly methods: readonly HttpMethod[];
@@ -52,8 +77,12 @@ export interface Route {
   readonly maxBodyBytes: number;
   /** From the route match to the answer (503 beyond). */
   readonly timeoutMs: number;
-  /** The operation of the op table this route runs (policy action, audit op). */
-  readonly op: OpName;
+  /** The operation this route runs (policy action, audit op), or the admin action it needs. */
+  readonly op: RouteAuth;
+  /** How errors look (default the daemon's { code, message }). */
+  readonly errors?: ErrorStyle;
+  /** A route-specific status for an error (RustFS answers some failures 500 where others 404). */
+  readonly status?: (err: KmsError, fallback: number) => number;
   /** Query parameters the route accepts; any other is a 400. */
   readonly params: readonly string[];
   /** Query and body → the operation's wire arguments; throws KmsError (400) naming the parameter. */
@@ -159,15 +188,11 @@ const keyAnswer = (result: unknown): RouteAnswer => {
   return ok({ key_id: info.key_id, key_metadata: info });
 };
 
-async function healthAndStatus(result: unknown, run: RunOp): Promise<WireHealth & WireStatus> {
-  const status = (await run('status', {})) as WireStatus;
-  return { ...(result as WireHealth), ...status };
-}
+
 
 // ---- routes shared by both prefixes -------------------------------------------------------------
 
 const SMALL_BODY = 4096;
-const CREATE_BODY = 64 * 1024;
 const TIMEOUT = 10_000;
 /** Creating and rotating wrap new material under the root (possibly a remote Vault). */
 const SLOW_TIMEOUT = 30_000;
@@ -205,19 +230,8 @@ function sharedRoutes(prefix: Prefix): Route[] {
 
 // ---- /rustfs/admin/v3 ---------------------------------------------------------------------------
 
+// Key create, key status and KMS status at this prefix are RustFS's (rustfs-routes.ts).
 const RUSTFS_ROUTES: Route[] = [
-  {
-    methods: ['POST'], prefix: 'rustfs', path: '/kms/key/create', maxBodyBytes: CREATE_BODY, timeoutMs: SLOW_TIMEOUT, op: 'create_key',
-    params: KEY_PARAMS,
-    args: (req) => ({ ...jsonBody(req, ['description', 'tags', 'rotation_period_days']), key_id: requiredKey(req) }),
-    respond: keyAnswer,
-  },
-  {
-    methods: ['GET'], prefix: 'rustfs', path: '/kms/key/status', maxBodyBytes: SMALL_BODY, timeoutMs: TIMEOUT, op: 'describe_key',
-    params: KEY_PARAMS,
-    args: (req) => ({ key_id: requiredKey(req) }),
-    respond: keyAnswer,
-  },
   {
     methods: ['GET'], prefix: 'rustfs', path: '/kms/key/list', maxBodyBytes: SMALL_BODY, timeoutMs: TIMEOUT, op: 'list_keys',
     params: ['marker', 'limit', 'prefix'],
@@ -236,110 +250,20 @@ const RUSTFS_ROUTES: Route[] = [
       return ok({ keys: r.keys, truncated: r.truncated, ...(r.next_marker !== undefined ? { next_marker: r.next_marker } : {}) });
     },
   },
-  {
-    methods: ['GET'], prefix: 'rustfs', path: '/kms/status', maxBodyBytes: SMALL_BODY, timeoutMs: TIMEOUT, op: 'health', params: [],
-    args: () => ({}),
-    respond: async (result, _req, run, env) => ok({ ...(await healthAndStatus(result, run)), default_key_id: env.defaultKeyId ?? null }),
-  },
   ...sharedRoutes('rustfs'),
 ];
 
 // ---- /minio/admin/v3 (madmin shapes) -----------------------------------------------------------
 
-/** The context MinIO's own key-status handler binds its probe to. */
-const MINIO_PROBE_CONTEXT = { 'MinIO admin API': 'KMSKeyStatusHandler' };
-
-/** madmin.KMSKeyStatus: failures of the probe are reported in the body, not as an error status. */
-const PROBE_REPORTED: ReadonlySet<string> = new Set(['KeyDisabled', 'KeyPendingDeletion', 'BackendUnavailable', 'Busy', 'Internal']);
-
-function probeKey(req: RouteRequest, env: RouteEnv): string {
-  const key = keyParam(req) ?? env.defaultKeyId;
-  if (key === undefined) throw bad('the key is required: add ?key-id=<key id> (no default_key_id is configured)');
-  return key;
-}
-
-/** madmin.KMSKeyInfo list: every key matching `pattern` (a glob, default `*`). */
-async function minioList(first: WireListKeysResult, pattern: Glob, run: RunOp, prefix: string | undefined): Promise<RouteAnswer> {
-  const out: Array<{ name: string; createdAt: string; createdBy: string }> = [];
-  let page = first;
-  for (;;) {
-    for (const k of page.keys) {
-      if (pattern.test(k.key_id)) out.push({ name: k.key_id, createdAt: new Date(k.created_at).toISOString(), createdBy: '' });
-    }
-    if (!page.truncated || page.next_marker === undefined) break;
-    const args: Record<string, unknown> = { limit: 1000, marker: page.next_marker };
-    if (prefix !== undefined) args.prefix = prefix;
-    page = (await run('list_keys', args)) as WireListKeysResult;
-  }
-  return ok(out);
-}
-
-function globPattern(req: RouteRequest): { glob: Glob; prefix: string | undefined } {
-  const pattern = single(req.query, 'pattern') ?? '*';
-  const problem = globProblem(pattern, 'pattern');
-  if (problem !== undefined) throw bad(problem);
-  const glob = compileGlob(pattern === '' ? '*' : pattern);
-  return { glob, prefix: glob.literalPrefix === '' ? undefined : glob.literalPrefix };
-}
-
 const MINIO_ROUTES: Route[] = [
-  {
-    // madmin.CreateKey: 200 with an empty body.
-    methods: ['POST'], prefix: 'minio', path: '/kms/key/create', maxBodyBytes: CREATE_BODY, timeoutMs: SLOW_TIMEOUT, op: 'create_key',
-    params: KEY_PARAMS,
-    args: (req) => ({ ...jsonBody(req, ['description', 'tags', 'rotation_period_days']), key_id: requiredKey(req) }),
-    respond: () => ({ status: 200 }),
-  },
-  {
-    // madmin.KMSKeyStatus: a real generate-and-decrypt probe, as MinIO's own handler does.
-    methods: ['GET'], prefix: 'minio', path: '/kms/key/status', maxBodyBytes: SMALL_BODY, timeoutMs: TIMEOUT, op: 'generate_data_key',
-    params: KEY_PARAMS,
-    args: (req, env) => ({ key_id: probeKey(req, env), context: MINIO_PROBE_CONTEXT }),
-    respond: async (result, req, run, env) => {
-      const keyId = probeKey(req, env);
-      const dk = result as { plaintext: Uint8Array; ciphertext: Uint8Array };
-      try {
-        const opened = (await run('decrypt', { ciphertext: dk.ciphertext, context: MINIO_PROBE_CONTEXT })) as { plaintext: Uint8Array };
-        const same = Buffer.compare(Buffer.from(opened.plaintext), Buffer.from(dk.plaintext)) === 0;
-        opened.plaintext.fill(0);
-        if (!same) return ok({ 'key-id': keyId, 'decryption-error': 'the decrypted data key differs from the generated one' });
-        return ok({ 'key-id': keyId });
-      } catch (err) {
-        if (!(err instanceof KmsError)) throw err;
-        return ok({ 'key-id': keyId, 'decryption-error': `${err.code}: ${err.message}` });
-      } finally {
-        dk.plaintext.fill(0);
-      }
-    },
-    recover: (err, req, env) =>
-      PROBE_REPORTED.has(err.code) ? ok({ 'key-id': probeKey(req, env), 'encryption-error': `${err.code}: ${err.message}` }) : undefined,
-  },
-  {
-    // madmin.ListKeys: [{ name, createdAt, createdBy }] for the keys matching ?pattern=.
-    methods: ['GET'], prefix: 'minio', path: '/kms/key/list', maxBodyBytes: SMALL_BODY, timeoutMs: TIMEOUT, op: 'list_keys',
-    params: ['pattern'],
-    args: (req) => {
-      const { prefix } = globPattern(req);
-      return prefix !== undefined && Buffer.byteLength(prefix) <= 128 ? { limit: 1000, prefix } : { limit: 1000 };
-    },
-    respond: (result, req, run) => {
-      const { glob, prefix } = globPattern(req);
-      return minioList(result as WireListKeysResult, glob, run, prefix !== undefined && Buffer.byteLength(prefix) <= 128 ? prefix : undefined);
-    },
-  },
-  {
-    // madmin.KMSStatus: { name, default-key-id, endpoints: { <endpoint>: online | offline } }.
-    methods: ['GET', 'POST'], prefix: 'minio', path: '/kms/status', maxBodyBytes: SMALL_BODY, timeoutMs: TIMEOUT, op: 'health', params: [],
-    args: () => ({}),
-    respond: async (result, _req, run, env) => {
-      const s = await healthAndStatus(result, run);
-      return ok({ name: 'rustfs-kms', 'default-key-id': env.defaultKeyId ?? '', endpoints: { [s.endpoint]: s.healthy ? 'online' : 'offline' } });
-    },
-  },
+  keyCreateRoute('minio', (req) => jsonBody(req, ['description', 'tags', 'rotation_period_days'])),
+  keyStatusRoute('minio'),
+  keyListRoute('minio'),
+  kmsStatusRoute('minio'),
   ...sharedRoutes('minio'),
 ];
 
-export const ROUTES: readonly Route[] = [...RUSTFS_ROUTES, ...MINIO_ROUTES];
+export const ROUTES: readonly Route[] = [...RUSTFS_ROUTES, ...RUSTFS_CONTRACT_ROUTES, ...MINIO_ROUTES, ...MADMIN_ROUTES];
 
 /** Full path → the routes at that path (one per method set). */
 export function routeIndex(routes: readonly Route[] = ROUTES): Map<string, Route[]> {

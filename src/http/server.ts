@@ -18,7 +18,10 @@ import type { AuditEvent, AuditSink, Pipeline } from '../ops/pipeline.js';
 import type { OpName, WireContext } from '../ops/protocol.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { assertPrivatePath, assertTrustedDirectory } from '../permissions.js';
-import { httpStatus, routeIndex, ROUTES, type Route, type RouteAnswer, type RouteEnv, type RouteRequest, type Prefix } from './routes.js';
+import { httpStatus, PREFIXES, ROUTES, type Route, type RouteAnswer, type RouteEnv, type RouteRequest, type Prefix } from './routes.js';
+import { RouteMatcher } from './route-match.js';
+import { authErrorStyle, NotImplementedError, renderError, type ErrorStyle } from './errors.js';
+import { isOpName } from '../ops/protocol.js';
 import {
   SigV4Verifier, SignatureError, parseAuthorization, parseQuery, sha256Hex,
   type AdminCredentials, type ParsedAuthorization, type RawQuery,
@@ -68,11 +71,24 @@ export interface AdminHttpOptions {
   defaultKeyId?: string;
   logger: AdminHttpLogger;
   limits?: Partial<AdminHttpLimits>;
+  /** Hooks and facts for RustFS's service routes (reload, cache, deployment); see RouteEnv. */
+  env?: Pick<RouteEnv, 'reload' | 'deployment' | 'clearCache'>;
+}
+
+/** How a refusal is written: the error style of the route (or prefix) and the status it maps to. */
+interface ErrorForm {
+  style: ErrorStyle;
+  resource: string;
+  route?: Route;
 }
 
 const UNMATCHED = 'unmatched';
 /** Audit field (under claimed.extra) for the first 16 hex digits of the SHA-256 of an access key that failed verification. */
 const UNVERIFIED_KEY_FIELD = 'unverified_access_key_sha256_16';
+
+/** A request to no route is still verified (signature first): its body is read up to this. */
+const UNMATCHED_BODY_BYTES = 4096;
+const UNMATCHED_TIMEOUT_MS = 10_000;
 const MAX_CLAIM_BYTES = 1024;
 
 /** Reads the SigV4 secret key: a private file (0600, ours), trailing newline stripped, never logged. */
@@ -131,7 +147,7 @@ async function prepareUnixPath(path: string): Promise<void> {
 
 export class AdminHttpServer {
   private readonly server: Server;
-  private readonly routes = routeIndex(ROUTES);
+  private readonly routes = new RouteMatcher(ROUTES);
   private readonly verifier: SigV4Verifier;
   private readonly connections: ConnectionGuard;
   private readonly limits: AdminHttpLimits;
@@ -147,6 +163,9 @@ export class AdminHttpServer {
     this.env = {
       ...(options.metrics !== undefined ? { metrics: options.metrics } : {}),
       ...(options.defaultKeyId !== undefined ? { defaultKeyId: options.defaultKeyId } : {}),
+      ...(options.env ?? {}),
+      authorizer: () => options.pipeline.currentAuthorizer,
+      adminAccessKey: options.credentials.accessKey,
     };
     this.connections = new ConnectionGuard(this.limits);
     this.server = createServer({ maxHeaderSize: this.limits.maxHeaderBytes, connectionsCheckingInterval: DEADLINE_CHECK_MS }, (req, res) => {
@@ -261,23 +280,19 @@ export class AdminHttpServer {
     const userAgent = req.headers['user-agent'];
     const claimed: WireContext = { extra: { http_method: truncate(method, 16), http_path: truncate(rawPath, 256) } };
     if (typeof userAgent === 'string' && userAgent !== '') claimed.user_agent = truncate(userAgent, MAX_CLAIM_BYTES);
-    const refuse = (route: Route | undefined, err: KmsError, caller?: Caller, headers?: Record<string, string>): void => {
-      this.refuse(res, route, err, caller ?? anonymous(sourceIp), claimed, started, headers);
+    // 1. the route, looked up but not answered: the signature is checked first on every path, so an
+    // unsigned or badly signed request is 403 whether or not the path exists.
+    const match = this.routes.match(method, rawPath);
+    const route = match.kind === 'route' ? match.route : undefined;
+    const near = match.kind === 'none' ? undefined : match.route;
+    const form: ErrorForm = {
+      style: near?.errors ?? (rawPath.startsWith(PREFIXES.kms + '/') ? 'minio' : 'kms'), resource: truncate(rawPath, 256),
+      ...(route !== undefined ? { route } : {}),
     };
-
-    // 1. method and path
-    const candidates = this.routes.get(rawPath);
-    if (candidates === undefined) {
-      refuse(undefined, new KmsError('UnknownOperation', `no admin API endpoint at ${truncate(rawPath, 128)}`));
-      return;
-    }
-    const route = candidates.find((r) => (r.methods as readonly string[]).includes(method));
-    if (route === undefined) {
-      const allow = candidates.flatMap((r) => r.methods).join(', ');
-      res.statusCode = 405;
-      refuse(undefined, new KmsError('UnknownOperation', `${truncate(method, 16)} is not allowed on ${rawPath}; use ${allow}`), undefined, { Allow: allow });
-      return;
-    }
+    const refuse = (r: Route | undefined, err: KmsError, caller?: Caller, headers?: Record<string, string>): void => {
+      this.refuse(res, r, err, caller ?? anonymous(sourceIp), claimed, started, headers, form);
+    };
+    const timeoutMs = route?.timeoutMs ?? UNMATCHED_TIMEOUT_MS;
     let finished = false;
     /** Set once the operation is in the pipeline: from then on it records its own outcome. */
     let opStarted = false;
@@ -285,15 +300,15 @@ export class AdminHttpServer {
       if (finished || res.headersSent) return;
       finished = true;
       if (!opStarted) {
-        refuse(route, new KmsError('BackendUnavailable', `no answer within ${route.timeoutMs} ms`), undefined, { Connection: 'close' });
+        refuse(route, new KmsError('BackendUnavailable', `no answer within ${timeoutMs} ms`), undefined, { Connection: 'close' });
         return;
       }
       // The operation runs on and its audit line will say how it ended; this answer must not claim
       // that it failed, nor write a second, contradicting line.
       this.writeError(res, new KmsError('BackendUnavailable',
-        `no answer within ${route.timeoutMs} ms; the operation is still running and may take effect: check its status before retrying`),
-        { Connection: 'close' });
-    }, route.timeoutMs);
+        `no answer within ${timeoutMs} ms; the operation is still running and may take effect: check its status before retrying`),
+        { Connection: 'close' }, form);
+    }, timeoutMs);
     timer.unref();
     const done = (): boolean => {
       if (finished) return false;
@@ -316,14 +331,14 @@ export class AdminHttpServer {
       auth = parseAuthorization(req.headers, query, this.options.credentials, Date.now());
       if (auth.declaredPayloadHash !== undefined) await this.verifier.verify(signed, auth, auth.declaredPayloadHash);
     } catch (err) {
-      if (done()) this.refuseAuth(res, route, err, sourceIp, claimed, started);
+      if (done()) this.refuseAuth(res, route, err, sourceIp, claimed, started, form);
       return;
     }
 
     // 3. body limit
     let body: Buffer;
     try {
-      body = await readBody(req, route.maxBodyBytes, expectContinue ? () => res.writeContinue() : undefined);
+      body = await readBody(req, route?.maxBodyBytes ?? UNMATCHED_BODY_BYTES, expectContinue ? () => res.writeContinue() : undefined);
     } catch (err) {
       if (!done()) return;
       if (err instanceof KmsError) refuse(route, err, undefined, { Connection: 'close' });
@@ -335,15 +350,31 @@ export class AdminHttpServer {
       if (auth.declaredPayloadHash === undefined) await this.verifier.verify(signed, auth, actual);
       else if (actual !== auth.declaredPayloadHash) throw new SignatureError('x-amz-content-sha256 does not match the body', auth.accessKey);
     } catch (err) {
-      if (done()) this.refuseAuth(res, route, err, sourceIp, claimed, started);
+      if (done()) this.refuseAuth(res, route, err, sourceIp, claimed, started, form);
       return;
     }
     const caller: Caller = { kind: 'access-key', accessKey: auth.accessKey };
     if (sourceIp !== undefined) caller.sourceIp = sourceIp;
     this.connections.requestVerified(socket);
 
+    // Only a verified caller learns whether the path exists.
+    if (match.kind === 'none') {
+      if (done()) refuse(undefined, new KmsError('UnknownOperation', `no admin API endpoint at ${truncate(rawPath, 128)}`), caller);
+      return;
+    }
+    if (match.kind === 'method') {
+      const allow = match.allow.join(', ');
+      if (!done()) return;
+      res.statusCode = 405;
+      refuse(undefined, new KmsError('UnknownOperation', `${truncate(method, 16)} is not allowed on ${rawPath}; use ${allow}`), caller, { Allow: allow });
+      return;
+    }
+    if (route === undefined) return; // unreachable: match.kind is 'route'
+
     // 4. arguments
-    const routeReq: RouteRequest = { prefix: route.prefix as Prefix, query, body };
+    const routeReq: RouteRequest = {
+      prefix: route.prefix as Prefix, query, body, accessKey: auth.accessKey, ...(match.pathKey !== undefined ? { pathKey: match.pathKey } : {}),
+    };
     let args: Record<string, unknown>;
     try {
       for (const name of query.keys()) {
@@ -367,6 +398,11 @@ export class AdminHttpServer {
     let answer: RouteAnswer;
     try {
       let result: unknown;
+      if (!isOpName(route.op)) {
+        answer = await this.admin(route, routeReq, run, caller, claimed, started);
+        if (done()) this.send(res, route, answer);
+        return;
+      }
       try {
         result = await run(route.op, args);
       } catch (err) {
@@ -386,7 +422,7 @@ export class AdminHttpServer {
         } catch (auditErr) {
           e = asKmsError(auditErr, this.options.logger);
         }
-        this.writeError(res, e);
+        this.writeError(res, e, undefined, form);
         this.count(route, method, res.statusCode);
       }
       return;
@@ -416,33 +452,70 @@ export class AdminHttpServer {
     this.count(route, res.req.method ?? '', answer.status);
   }
 
-  private writeError(res: ServerResponse, err: KmsError, headers?: Record<string, string>): void {
-    if (res.statusCode !== 405) res.statusCode = httpStatus(err.code);
-    res.setHeader('Content-Type', 'application/json');
+  private writeError(res: ServerResponse, err: KmsError, headers?: Record<string, string>, form?: ErrorForm): void {
+    if (res.statusCode !== 405) {
+      const base = err instanceof NotImplementedError ? 501 : httpStatus(err.code);
+      res.statusCode = form?.route?.status?.(err, base) ?? base;
+    }
+    // A policy or credential refusal takes the credential channel (XML where a route's own is J or T).
+    const style = err.code === 'AccessDenied' ? authErrorStyle(form?.style ?? 'kms') : form?.style ?? 'kms';
+    const rendered = renderError(style, err, res.statusCode, form?.resource ?? '');
+    res.setHeader('Content-Type', rendered.contentType);
     res.setHeader('Cache-Control', 'no-store');
     res.setHeader('X-Content-Type-Options', 'nosniff');
     for (const [k, v] of Object.entries(headers ?? {})) res.setHeader(k, v);
-    res.end(JSON.stringify({ code: err.code, message: err.message }));
+    res.end(rendered.body);
+  }
+
+  /**
+   * A route that runs no operation: the policy decides on its admin action ('signed' needs only the
+   * signature), the route answers, and the outcome is audited here as the pipeline would.
+   */
+  private async admin(route: Route, req: RouteRequest, run: RunOpFn, caller: Caller, claimed: WireContext, started: number): Promise<RouteAnswer> {
+    const event: AuditEvent = { op: route.op, transport: 'http', caller, claimed, outcome: 'failure', durationUs: 0 };
+    const record = (): void => {
+      event.durationUs = Math.round((performance.now() - started) * 1000);
+      this.options.audit.record(event);
+      this.options.metrics?.observe(event);
+    };
+    try {
+      if (route.op !== 'signed') {
+        const decision = this.options.pipeline.decide(caller, route.op, []);
+        if (!decision.allowed) throw new KmsError('AccessDenied', `${route.op} denied: ${decision.reason}`);
+      }
+      const answer = await route.respond(undefined, req, run, this.env);
+      event.outcome = 'success';
+      record();
+      return answer;
+    } catch (err) {
+      const e = asKmsError(err, this.options.logger);
+      event.errorCode = e.code;
+      if (e.code === 'AccessDenied') event.outcome = 'denied';
+      record();
+      throw e;
+    }
   }
 
   private refuseAuth(
-    res: ServerResponse, route: Route, err: unknown, sourceIp: string | undefined, claimed: WireContext, started: number,
+    res: ServerResponse, route: Route | undefined, err: unknown, sourceIp: string | undefined, claimed: WireContext, started: number,
+    form: ErrorForm,
   ): void {
+    const authForm: ErrorForm = { ...form, style: authErrorStyle(form.style) };
     if (!(err instanceof SignatureError)) {
-      this.refuse(res, route, asKmsError(err, this.options.logger), anonymous(sourceIp), claimed, started);
+      this.refuse(res, route, asKmsError(err, this.options.logger), anonymous(sourceIp), claimed, started, undefined, authForm);
       return;
     }
     // An unverified access key may be a secret typed in the wrong field: only its fingerprint is recorded.
     const withKey: WireContext = err.accessKey !== undefined
       ? { ...claimed, extra: { ...claimed.extra, [UNVERIFIED_KEY_FIELD]: accessKeyFingerprint(err.accessKey) } }
       : claimed;
-    this.refuse(res, route, new KmsError('AccessDenied', err.message), anonymous(sourceIp), withKey, started);
+    this.refuse(res, route, new KmsError('AccessDenied', err.message), anonymous(sourceIp), withKey, started, undefined, authForm);
   }
 
   /** Answers a request that never reached the pipeline, after auditing it like the pipeline would. */
   private refuse(
     res: ServerResponse, route: Route | undefined, err: KmsError, caller: Caller, claimed: WireContext, started: number,
-    headers?: Record<string, string>,
+    headers?: Record<string, string>, form?: ErrorForm,
   ): void {
     const event: AuditEvent = {
       op: route?.op ?? 'admin_http', transport: 'http', caller, claimed,
@@ -460,12 +533,12 @@ export class AdminHttpServer {
       res.statusCode = httpStatus(answer.code);
     }
     this.options.metrics?.observe(event);
-    this.writeError(res, answer, headers);
+    this.writeError(res, answer, headers, form);
     this.count(route, res.req.method ?? '', res.statusCode);
   }
 
   private count(route: Route | undefined, method: string, status: number): void {
-    this.options.metrics?.httpRequest(route === undefined ? UNMATCHED : `/${route.prefix}/admin/v3${route.path}`, method, status);
+    this.options.metrics?.httpRequest(route === undefined ? UNMATCHED : PREFIXES[route.prefix] + route.path, method, status);
   }
 }
 
@@ -483,6 +556,8 @@ function malformedAnswer(code: string, limits: AdminHttpLimits): string {
   const body = JSON.stringify({ code: 'InvalidRequest', message });
   return `HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
 }
+
+type RunOpFn = (op: OpName, args: Record<string, unknown>) => Promise<unknown>;
 
 function anonymous(sourceIp: string | undefined): Caller {
   return sourceIp !== undefined ? { kind: 'access-key', sourceIp } : { kind: 'access-key' };

@@ -4,7 +4,8 @@
 // (x-amz-content-sha256, checked against the body, or the body's own hash). The result is compared
 // in constant time. No hand-written canonicalisation or HMAC here.
 //
-// What is required (S3 style, service "s3", the configured region): an Authorization header
+// What is required (S3 style, service "s3", the configured region, or the empty region that
+// MinIO's madmin-go signs with and MinIO accepts): an Authorization header
 // `AWS4-HMAC-SHA256 Credential=AK/YYYYMMDD/REGION/s3/aws4_request, SignedHeaders=…, Signature=…`;
 // `host` and `x-amz-date` among the signed headers; x-amz-date within 15 minutes of our clock and on
 // the credential's day; x-amz-content-sha256, when sent, a hex SHA-256 (no UNSIGNED-PAYLOAD: this is
@@ -60,6 +61,8 @@ export interface ParsedAuthorization {
   signedHeaders: string[];
   signature: string;
   signingDate: Date;
+  /** The region of the client's credential scope: the configured one, or '' (madmin-go). */
+  region: string;
   /** x-amz-content-sha256 as sent (lower-case hex), when sent. */
   declaredPayloadHash?: string;
 }
@@ -106,7 +109,9 @@ export function parseAuthorization(
   if (scope.length !== 5) throw new SignatureError('malformed credential scope; expected AK/YYYYMMDD/REGION/s3/aws4_request');
   const [accessKey, day, region, service, terminator] = scope as [string, string, string, string, string];
   if (accessKey !== creds.accessKey) throw new SignatureError('unknown access key', accessKey);
-  if (region !== creds.region) {
+  // madmin-go signs with an empty region and MinIO verifies with the scope as sent; a non-empty
+  // region must still be this server's.
+  if (region !== creds.region && region !== '') {
     throw new SignatureError(`credential scope region ${JSON.stringify(region.slice(0, 64))} is not this server's (${creds.region})`, accessKey);
   }
   if (service !== SIGV4_SERVICE || terminator !== 'aws4_request') {
@@ -143,7 +148,7 @@ export function parseAuthorization(
   for (const required of ['host', 'x-amz-date']) {
     if (!signedHeaders.includes(required)) throw new SignatureError(`${required} must be a signed header`, accessKey);
   }
-  const parsed: ParsedAuthorization = { accessKey, signedHeaders, signature, signingDate };
+  const parsed: ParsedAuthorization = { accessKey, signedHeaders, signature, signingDate, region };
   const declared = header(headers, 'x-amz-content-sha256');
   if (declared !== undefined) {
     if (!HEX64.test(declared)) {
@@ -197,7 +202,10 @@ export class SigV4Verifier {
     const signed = await this.signer.sign(
       { method: request.method, protocol: 'http:', hostname: host, path: request.rawPath, query, headers },
       // Only what the client signed is canonicalised, even headers the SDK would never sign itself.
-      { signingDate: auth.signingDate, signableHeaders: signable, unsignableHeaders: unsignableExcept(headers, signable) },
+      {
+        signingDate: auth.signingDate, signingRegion: auth.region,
+        signableHeaders: signable, unsignableHeaders: unsignableExcept(headers, signable),
+      },
     );
     const expected = /Signature=([0-9a-f]{64})$/.exec(String(signed.headers.authorization ?? ''))?.[1];
     if (expected === undefined) throw new SignatureError('the signature could not be computed', auth.accessKey);

@@ -246,6 +246,43 @@ export class KeyService {
     });
   }
 
+  updateKeyDescription(keyId: string, description: string): Promise<KeyInfo> {
+    assertDescription(description);
+    return this.transition(keyId, (record) => {
+      record.description = description;
+    });
+  }
+
+  /** Adds or overwrites tags; the merged set must stay within the tag limits. */
+  tagKey(keyId: string, tags: Record<string, string>): Promise<KeyInfo> {
+    const added = checkTags(tags);
+    return this.transition(keyId, (record) => {
+      const merged = emptyTags();
+      for (const k of Object.keys(record.tags)) merged[k] = record.tags[k] as string;
+      for (const k of Object.keys(added)) merged[k] = added[k] as string;
+      record.tags = checkTags(merged);
+    });
+  }
+
+  /** Removes the named tags; names the key does not carry are ignored. */
+  untagKey(keyId: string, tagKeys: readonly string[]): Promise<KeyInfo> {
+    return this.transition(keyId, (record) => {
+      const kept = emptyTags();
+      for (const k of Object.keys(record.tags)) if (!tagKeys.includes(k)) kept[k] = record.tags[k] as string;
+      record.tags = kept;
+    });
+  }
+
+  /** Wipes every unwrapped version (the next use unwraps again); returns how many were wiped. */
+  clearCache(): number {
+    let wiped = 0;
+    for (const entry of this.entries.values()) {
+      wiped += entry.slots.size;
+      wipeSlots(entry);
+    }
+    return wiped;
+  }
+
   rotateKey(keyId: string): Promise<KeyInfo> {
     assertKeyId(keyId);
     return this.serialized(keyId, async () => {

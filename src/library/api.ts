@@ -20,6 +20,9 @@ export interface KmsApi {
   rotateKey(keyId: string, options?: CallOptions): Promise<KeyInfo>;
   scheduleKeyDeletion(keyId: string, pendingDays: number, options?: CallOptions): Promise<KeyInfo>;
   cancelKeyDeletion(keyId: string, options?: CallOptions): Promise<KeyInfo>;
+  updateKeyDescription(keyId: string, description: string, options?: CallOptions): Promise<KeyInfo>;
+  tagKey(keyId: string, tags: Record<string, string>, options?: CallOptions): Promise<KeyInfo>;
+  untagKey(keyId: string, tagKeys: readonly string[], options?: CallOptions): Promise<KeyInfo>;
   encrypt(keyId: string, plaintext: Uint8Array, opts?: ContextOptions, options?: CallOptions): Promise<EncryptResult>;
   encrypt(request: EncryptRequest, options?: CallOptions): Promise<EncryptResult>;
   decrypt(ciphertext: Uint8Array, opts?: ContextOptions, options?: CallOptions): Promise<DecryptResult>;

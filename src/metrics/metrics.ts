@@ -93,10 +93,21 @@ export interface GaugeSource {
   type?: 'gauge' | 'counter';
 }
 
+export interface MetricTotals {
+  success: number;
+  denied: number;
+  failure: number;
+  errorCodes: Map<string, number>;
+  /** Per bucket of LATENCY_BUCKETS_S (not cumulative); the last is above the largest bound. */
+  latencyCounts: number[];
+}
+
 export class Metrics {
   readonly registry = new Registry();
   private readonly ops = new Map<string, Array<OpSeries | undefined>>();
   private readonly errors = new Map<string, Map<string, number>>();
+  /** Every gauge source, for `gauge(name)` (madmin's JSON metrics read single numbers). */
+  private readonly sources: GaugeSource[] = [];
   private readonly http: Counter<'route' | 'method' | 'status'>;
   private readonly startedAt = Date.now();
 
@@ -175,6 +186,7 @@ export class Metrics {
   }
 
   addGauge(source: GaugeSource): void {
+    this.sources.push(source);
     const labelNames = [...(source.labelNames ?? [])];
     const registers = [this.registry];
     if (source.type === 'counter') {
@@ -208,6 +220,29 @@ export class Metrics {
   get contentType(): string {
     return this.registry.contentType;
   }
+
+  /** Totals over every operation and transport (madmin's KMSMetrics is one summary, not families). */
+  totals(): MetricTotals {
+    const t: MetricTotals = { success: 0, denied: 0, failure: 0, errorCodes: new Map(), latencyCounts: new Array<number>(LATENCY_BUCKETS_US.length + 1).fill(0) };
+    for (const perTransport of this.ops.values()) {
+      for (const s of perTransport) {
+        if (s === undefined) continue;
+        t.success += s.outcomes[0] as number;
+        t.denied += s.outcomes[1] as number;
+        t.failure += s.outcomes[2] as number;
+        s.counts.forEach((c, i) => (t.latencyCounts[i]! += c));
+      }
+    }
+    for (const codes of this.errors.values()) for (const [code, n] of codes) t.errorCodes.set(code, (t.errorCodes.get(code) ?? 0) + n);
+    return t;
+  }
+
+  /** A single-number gauge by name, read now; undefined when not registered. */
+  gauge(name: string): number | undefined {
+    const v = this.sources.find((g) => g.name === name)?.read();
+    return typeof v === 'number' ? v : undefined;
+  }
+
 
   /** The Prometheus text exposition. */
   render(): Promise<string> {

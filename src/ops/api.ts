@@ -326,6 +326,21 @@ export abstract class KmsOperations {
     return this.invoke('cancel_key_deletion', { key_id: keyId }, options, toKeyInfo) as Promise<KeyInfo>;
   }
 
+  /** Replaces the key's description ("" clears it). */
+  updateKeyDescription(keyId: string, description: string, options?: CallOptions): Promise<KeyInfo> {
+    return this.invoke('update_key_description', { key_id: keyId, description }, options, toKeyInfo) as Promise<KeyInfo>;
+  }
+
+  /** Adds or overwrites tags. */
+  tagKey(keyId: string, tags: Record<string, string>, options?: CallOptions): Promise<KeyInfo> {
+    return this.invoke('tag_key', { key_id: keyId, tags }, options, toKeyInfo) as Promise<KeyInfo>;
+  }
+
+  /** Removes tags by name; names the key does not carry are ignored. */
+  untagKey(keyId: string, tagKeys: readonly string[], options?: CallOptions): Promise<KeyInfo> {
+    return this.invoke('untag_key', { key_id: keyId, tag_keys: [...tagKeys] }, options, toKeyInfo) as Promise<KeyInfo>;
+  }
+
   encrypt(keyId: string, plaintext: Uint8Array, opts?: ContextOptions, options?: CallOptions): Promise<EncryptResult>;
   /** The library's request type (src/library); an OperationContext is a CallOptions. */
   encrypt(request: EncryptRequest, options?: CallOptions): Promise<EncryptResult>;

@@ -9,7 +9,7 @@ import { assertKeyId } from '../keys/validation.js';
 import type { EncryptionContext } from '../crypto/context.js';
 import {
   BATCH_COUNT, DATA_KEY_BYTES, LIST_LIMIT_MAX, MAX_CIPHERTEXT_BYTES, MAX_DESCRIPTION_BYTES, MAX_LIST_PREFIX_BYTES, MAX_PLAINTEXT_BYTES,
-  PENDING_DAYS, ROTATION_PERIOD_DAYS,
+  PENDING_DAYS, ROTATION_PERIOD_DAYS, TAG_LIMITS,
   type OpName, type WireKeyInfo, type WireStatusLimits,
 } from './protocol.js';
 
@@ -131,6 +131,23 @@ function stringMapArg(args: Args, name: string): Record<string, string> | undefi
     if (typeof v !== 'string') throw new KmsError('InvalidRequest', `${name}["${k.slice(0, 64)}"] must be a string`);
   }
   return value as Record<string, string>;
+}
+
+/** untag_key's tag names: a list of at most TAG_LIMITS.maxPairs strings. */
+function tagKeysArg(args: Args): string[] {
+  const value = args.tag_keys;
+  if (value === undefined) throw new KmsError('InvalidRequest', 'tag_keys is required (a list of tag names)');
+  if (!Array.isArray(value)) throw new KmsError('InvalidRequest', 'tag_keys must be a list of strings');
+  if (value.length > TAG_LIMITS.maxPairs) {
+    throw new KmsError('InvalidRequest', `tag_keys has ${value.length} entries; the limit is ${TAG_LIMITS.maxPairs}`);
+  }
+  value.forEach((k, i) => {
+    if (typeof k !== 'string') throw new KmsError('InvalidRequest', `tag_keys[${i}] must be a string`);
+    if (Buffer.byteLength(k) > TAG_LIMITS.maxKeyBytes) {
+      throw new KmsError('InvalidRequest', `tag_keys[${i}] is longer than ${TAG_LIMITS.maxKeyBytes} bytes`);
+    }
+  });
+  return value as string[];
 }
 
 // ---- results on the wire ----------------------------------------------------------------------
@@ -301,6 +318,43 @@ const operations: Operation<never>[] = [
     audit: auditKeyId,
   } satisfies Operation<{ keyId: string; pendingDays: number }>,
   keyOp('cancel_key_deletion', (env, keyId) => env.service.cancelKeyDeletion(keyId)),
+  {
+    op: 'update_key_description',
+    action: 'update_key_description',
+    parse: (args) => {
+      only('update_key_description', args, ['key_id', 'description']);
+      const description = stringArg(args, 'description', MAX_DESCRIPTION_BYTES);
+      if (description === undefined) throw new KmsError('InvalidRequest', 'description is required ("" clears it)');
+      return { keyId: keyIdArg(args), description };
+    },
+    keys: byKeyId,
+    handle: (env, a) => env.service.updateKeyDescription(a.keyId, a.description).then(wireKeyInfo),
+    audit: auditKeyId,
+  } satisfies Operation<{ keyId: string; description: string }>,
+  {
+    op: 'tag_key',
+    action: 'tag_key',
+    parse: (args) => {
+      only('tag_key', args, ['key_id', 'tags']);
+      const tags = stringMapArg(args, 'tags');
+      if (tags === undefined) throw new KmsError('InvalidRequest', 'tags is required (a map of tag name to value)');
+      return { keyId: keyIdArg(args), tags };
+    },
+    keys: byKeyId,
+    handle: (env, a) => env.service.tagKey(a.keyId, a.tags).then(wireKeyInfo),
+    audit: auditKeyId,
+  } satisfies Operation<{ keyId: string; tags: Record<string, string> }>,
+  {
+    op: 'untag_key',
+    action: 'untag_key',
+    parse: (args) => {
+      only('untag_key', args, ['key_id', 'tag_keys']);
+      return { keyId: keyIdArg(args), tagKeys: tagKeysArg(args) };
+    },
+    keys: byKeyId,
+    handle: (env, a) => env.service.untagKey(a.keyId, a.tagKeys).then(wireKeyInfo),
+    audit: auditKeyId,
+  } satisfies Operation<{ keyId: string; tagKeys: string[] }>,
   {
     op: 'encrypt',
     action: 'encrypt',

@@ -88,6 +88,16 @@ export class Pipeline {
     }
   }
 
+  /** The policy's answer for an action that runs no operation (admin HTTP service routes). */
+  decide(caller: Caller, action: string, keyIds: readonly string[]): Decision {
+    return this.authorizer.decide(caller, action, keyIds);
+  }
+
+  /** The policy in force (the admin HTTP API describes it to madmin). */
+  get currentAuthorizer(): Authorizer {
+    return this.authorizer;
+  }
+
   /** Swaps the policy (SIGHUP) without touching connections or requests in flight. */
   setAuthorizer(authorizer: Authorizer): void {
     this.authorizer = authorizer;

@@ -23,31 +23,9 @@ export { ERROR_CODES, KmsError, isErrorCode, isKmsError, type ErrorCode } from '
 // ---------------------------------------------------------------------------------------------------
 // Operations
 
-export const OPERATIONS = [
-  'health',
-  'status',
-  'create_key',
-  'describe_key',
-  'list_keys',
-  'enable_key',
-  'disable_key',
-  'rotate_key',
-  'schedule_key_deletion',
-  'cancel_key_deletion',
-  'encrypt',
-  'decrypt',
-  'generate_data_key',
-  'generate_data_key_batch',
-  're_encrypt',
-] as const;
-
-export type OpName = (typeof OPERATIONS)[number];
-
-const OP_SET: ReadonlySet<string> = new Set<string>(OPERATIONS);
-
-export function isOpName(value: unknown): value is OpName {
-  return typeof value === 'string' && OP_SET.has(value);
-}
+// The operation names are the policy's vocabulary too, so they live with it (access/actions.ts).
+export { OPERATIONS, isOpName, type OpName } from '../access/actions.js';
+import type { OpName } from '../access/actions.js';
 
 // ---------------------------------------------------------------------------------------------------
 // Limits (docs/protocol.md §Limits states every one of these)
@@ -216,6 +194,11 @@ export interface WireOps {
   rotate_key: OpSpec<{ key_id: string }, WireKeyInfo>;
   schedule_key_deletion: OpSpec<{ key_id: string; pending_days: number }, WireKeyInfo>;
   cancel_key_deletion: OpSpec<{ key_id: string }, WireKeyInfo>;
+  update_key_description: OpSpec<{ key_id: string; description: string }, WireKeyInfo>;
+  /** Adds or overwrites the given tags. */
+  tag_key: OpSpec<{ key_id: string; tags: Record<string, string> }, WireKeyInfo>;
+  /** Removes the named tags; names the key does not have are ignored. */
+  untag_key: OpSpec<{ key_id: string; tag_keys: string[] }, WireKeyInfo>;
   encrypt: OpSpec<{ key_id: string; plaintext: Bytes; context?: EncryptionContext }, WireSealResult>;
   decrypt: OpSpec<{ ciphertext: Bytes; context?: EncryptionContext }, WireDecryptResult>;
   generate_data_key: OpSpec<

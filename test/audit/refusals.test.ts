@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { RefusalAggregator, OVERFLOW_KEY } from '../../src/audit/refusals.js';
 import { CLAIM_CAPS, capClaims } from '../../src/audit/claims.js';
-import type { AuditEvent } from '../../src/rpc/pipeline.js';
+import type { AuditEvent } from '../../src/ops/pipeline.js';
 
 const refusal = (ip: string): AuditEvent => ({
   op: 'status', transport: 'http', caller: { kind: 'access-key', sourceIp: ip }, claimed: undefined,

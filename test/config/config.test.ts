@@ -519,7 +519,7 @@ describe('bad values', () => {
     { name: 'unknown keystore type', yaml: 'keystore: { type: s3 }', field: 'keystore.type', expect: /one of file, vault-kv/ },
     { name: 'bad default key id', yaml: 'default_key_id: "-bad"', field: 'default_key_id', expect: /key id matching/ },
     { name: 'numeric default key id unquoted', yaml: 'default_key_id: 2024', field: 'default_key_id', expect: /put it in quotes/ },
-    { name: 'policy unknown op', yaml: 'policy: [ { match: { uid: 0 }, allow: [decrypt, delete_everything] } ]', field: 'policy[0].allow[1]', expect: /operation name \(health, status.*re_encrypt\) or "\*", got "delete_everything"/ },
+    { name: 'policy unknown op', yaml: 'policy: [ { match: { uid: 0 }, allow: [decrypt, delete_everything] } ]', field: 'policy[0].allow[1]', expect: /operation name \(health, status.*re_encrypt, configure.*kms:CreateKey.*kms:Restore\) or "\*", got "delete_everything"/ },
     { name: 'policy two match fields', yaml: 'policy: [ { match: { uid: 0, gid: 0 }, allow: ["*"] } ]', field: 'policy[0].match', expect: /exactly one of uid, user, gid, group, access_key, got uid, gid/ },
     { name: 'policy no match', yaml: 'policy: [ { allow: ["*"] } ]', field: 'policy[0].match', expect: /exactly one of .* got none/ },
     { name: 'policy empty allow', yaml: 'policy: [ { match: { uid: 0 }, allow: [] } ]', field: 'policy[0].allow', expect: /non-empty list/ },

@@ -72,19 +72,19 @@ describe('metrics', () => {
     const base = `http://127.0.0.1:${port}`;
     expect((await curl(`${base}/rustfs/admin/v3/kms/key/list`, undefined)).status).toBe(403);
     expect((await curl(`${base}/rustfs/admin/v3/kms/key/list`, creds)).status).toBe(200);
-    expect((await curl(`${base}/rustfs/admin/v3/kms/key/status?keyName=nope`, creds)).status).toBe(404);
+    expect((await curl(`${base}/rustfs/admin/v3/kms/key/rotate?keyName=nope`, creds, { method: 'POST' })).status).toBe(404);
     expect((await curl(`${base}/rustfs/admin/v3/elsewhere`, creds)).status).toBe(404);
     const after = await scrape('/minio/admin/v3');
     const diff = (name: string, labels: Record<string, string>) => sampleValue(after, name, labels) - sampleValue(before, name, labels);
     const list = '/rustfs/admin/v3/kms/key/list';
     expect(diff('rustfs_kms_http_requests_total', { route: list, method: 'GET', status: '403' })).toBe(1);
     expect(diff('rustfs_kms_http_requests_total', { route: list, method: 'GET', status: '200' })).toBe(1);
-    expect(diff('rustfs_kms_http_requests_total', { route: '/rustfs/admin/v3/kms/key/status', method: 'GET', status: '404' })).toBe(1);
+    expect(diff('rustfs_kms_http_requests_total', { route: '/rustfs/admin/v3/kms/key/rotate', method: 'POST', status: '404' })).toBe(1);
     expect(diff('rustfs_kms_http_requests_total', { route: 'unmatched', method: 'GET', status: '404' })).toBe(1);
     expect(diff('rustfs_kms_operations_total', ops('list_keys', 'http', 'denied'))).toBe(1);
     expect(diff('rustfs_kms_operations_total', ops('list_keys', 'http', 'success'))).toBe(1);
-    expect(diff('rustfs_kms_operations_total', ops('describe_key', 'http', 'failure'))).toBe(1);
-    expect(diff('rustfs_kms_operation_errors_total', { op: 'describe_key', code: 'KeyNotFound' })).toBe(1);
+    expect(diff('rustfs_kms_operations_total', ops('rotate_key', 'http', 'failure'))).toBe(1);
+    expect(diff('rustfs_kms_operation_errors_total', { op: 'rotate_key', code: 'KeyNotFound' })).toBe(1);
   });
 
   it('gauges: keys by state, the key cache, locked memory, connections', async () => {

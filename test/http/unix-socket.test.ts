@@ -85,7 +85,7 @@ describe('admin HTTP API on a Unix socket', () => {
   it('serves signed requests and refuses a wrong secret', async () => {
     const created = await curlUnix('POST', '/rustfs/admin/v3/kms/key/create?keyName=over-unix');
     expect(created.status, created.body).toBe(200);
-    expect(JSON.parse(created.body)).toMatchObject({ key_id: 'over-unix', key_metadata: { state: 'Enabled' } });
+    expect(JSON.parse(created.body)).toMatchObject({ key_id: 'over-unix', key_metadata: { key_state: 'Enabled' } });
     const denied = await curlUnix('GET', '/rustfs/admin/v3/kms/key/list', 'wrong-secret');
     expect(denied.status).toBe(403);
     audit.flush();

@@ -69,6 +69,24 @@ export function behaviourSuite(name: string, open: () => Promise<Subject>): void
       expect(await code(kms.createKey(kid('x'), { rotationPeriodDays: 0 }))).toBe('InvalidRequest');
     });
 
+    it('updateKeyDescription, tagKey and untagKey change metadata and keep the key', async () => {
+      const key = `meta-${Date.now().toString(36)}`;
+      await kms.createKey(key, { description: 'first', tags: { team: 'storage', tier: 'hot' } });
+      expect((await kms.updateKeyDescription(key, 'second')).description).toBe('second');
+      expect((await kms.updateKeyDescription(key, '')).description).toBe('');
+      expect((await kms.tagKey(key, { tier: 'cold', owner: 'ops' })).tags).toEqual({ team: 'storage', tier: 'cold', owner: 'ops' });
+      const untagged = await kms.untagKey(key, ['team', 'not-there']);
+      expect(untagged.tags).toEqual({ tier: 'cold', owner: 'ops' });
+      expect(untagged.currentVersion).toBe(1);
+      expect((await kms.describeKey(key)).tags).toEqual({ tier: 'cold', owner: 'ops' });
+      expect(await code(kms.updateKeyDescription(key, 'x'.repeat(1025)))).toBe('InvalidRequest');
+      expect(await code(kms.tagKey(key, { big: 'v'.repeat(257) }))).toBe('InvalidRequest');
+      const many = Object.fromEntries(Array.from({ length: 49 }, (_, i) => [`t${i}`, 'v']));
+      expect(await code(kms.tagKey(key, many))).toBe('InvalidRequest'); // 2 + 49 > 50
+      expect(await code(kms.untagKey(key, Array.from({ length: 51 }, (_, i) => `t${i}`)))).toBe('InvalidRequest');
+      expect(await code(kms.tagKey('no-such-key', { a: 'b' }))).toBe('KeyNotFound');
+    });
+
     it('listKeys pages with a ListKeysRequest', async () => {
       const prefix = kid('page');
       const ids = [`${prefix}-a`, `${prefix}-b`, `${prefix}-c`, `${prefix}-d`, `${prefix}-e`];

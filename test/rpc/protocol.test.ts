@@ -29,7 +29,8 @@ describe('protocol constants', () => {
     ]);
     expect(OPERATIONS).toEqual([
       'health', 'status', 'create_key', 'describe_key', 'list_keys', 'enable_key', 'disable_key', 'rotate_key',
-      'schedule_key_deletion', 'cancel_key_deletion', 'encrypt', 'decrypt', 'generate_data_key',
+      'schedule_key_deletion', 'cancel_key_deletion', 'update_key_description', 'tag_key', 'untag_key',
+      'encrypt', 'decrypt', 'generate_data_key',
       'generate_data_key_batch', 're_encrypt',
     ]);
     expect(isOpName('re_encrypt')).toBe(true);

@@ -596,7 +596,7 @@ describe('SIGHUP reloads the policy under live connections', () => {
 
   // Regression (fixed bug): src/roots/local.ts:64 deletes the passphrase variable from process.env after stretching it
   // (as intended), but SIGHUP re-runs loadConfig({ env: process.env }) (src/daemon/main.ts: `load`
-  // at line 60, called by the SIGHUP handler at line 168) and finalize() (src/daemon/config.ts
+  // at line 60, called by the SIGHUP handler at line 168) and finalize() (src/config/
   // lines 1118-1121) insists that root.local.passphrase_env names a SET variable. Every reload fails
   // with "root.local.passphrase_env: expected the environment variable RUSTFS_KMS_LOCAL_MASTER_KEY
   // to hold the passphrase, but it is not set", so the policy cannot change without a restart (which

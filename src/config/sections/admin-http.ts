@@ -29,7 +29,7 @@ export const AdminHttpSection = section(
       missing: { expected: 'the path of the file holding the secret key', when: WHEN },
       description: 'File that holds the SigV4 secret key.',
     }),
-    region: optional(str({ pattern: REGION_PATTERN, default: 'us-east-1', expected: 'a region name like "us-east-1"', description: 'SigV4 region.' })),
+    region: optional(str({ pattern: REGION_PATTERN, default: 'us-east-1', expected: 'a region name like "us-east-1"', description: 'SigV4 region. A request whose credential scope names a region must name this one; an empty region (`AK/DATE//s3/aws4_request`, what MinIO\'s madmin-go sends) is verified with the empty region, as MinIO does.' })),
     max_connections: optional(int({
       min: 1, max: 65_536, default: 128,
       description: 'Connections held at once. Over it a newcomer is not refused: it evicts the longest-idle connection that never carried a verified request (see [security.md](security.md#11-hostile-local-clients-issue-11)).',

@@ -1,13 +1,14 @@
 // policy: ordered access rules; absent = the built-in policy (DESIGN §7).
 import type { Static } from '@sinclair/typebox';
-import { OPERATIONS } from '../../ops/protocol.js';
+import { OPERATIONS, policyActionNames } from '../../access/actions.js';
 import { quoteList } from '../errors.js';
 import { camelKeys, defaultValue, int, list, oneOf, optional, section, str } from '../field.js';
 import { ACCESS_KEY_PATTERN, ACCOUNT_NAME_PATTERN, KEY_GLOB_PATTERN, MAX_ID } from '../formats.js';
 import { isYamlObject } from '../yaml.js';
 
 /** Operation names a policy rule may allow (besides '*'): the protocol's operations. */
-export const POLICY_OPERATIONS: readonly string[] = OPERATIONS;
+/** Names a policy rule may allow (besides '*'): operations, admin actions, RustFS kms:* aliases. */
+export const POLICY_OPERATIONS: readonly string[] = policyActionNames(OPERATIONS);
 const MATCH_KEYS = ['uid', 'user', 'gid', 'group', 'access_key'];
 const ONE_MATCH = `exactly one of ${quoteList(MATCH_KEYS)}`;
 
@@ -33,8 +34,8 @@ const match = section(
   },
 );
 
-const operation = oneOf([...OPERATIONS, '*'] as const, {
-  description: 'An operation name, or `"*"` for all.',
+const operation = oneOf([...policyActionNames(OPERATIONS), '*'], {
+  description: 'An operation name, an admin action or a RustFS `kms:*` action, or `"*"` for all.',
   expected: `an operation name (${quoteList(POLICY_OPERATIONS)}) or "*"`,
 });
 
