@@ -188,6 +188,7 @@ export const CONFIG_ENV_VARS: readonly string[] = [
   'RUSTFS_KMS_STATE_DIR',
   'RUSTFS_KMS_LOG_LEVEL',
   'RUSTFS_KMS_ALLOW_UNLOCKED_MEMORY',
+  'RUSTFS_KMS_AUDIT_PATH',
 ];
 
 /** RUSTFS_KMS_* names that other parts of the project read (not config). */
@@ -1043,6 +1044,12 @@ function applyEnv(layer: Layer, env: ConfigEnv, cwd: string): void {
   if (socket !== undefined) {
     layer.socket.path = socket;
     set('socket.path', 'RUSTFS_KMS_SOCKET');
+  }
+  // RUSTFS_KMS_AUDIT_PATH: moves the audit log (issue 16), e.g. for in-process use without /var/log.
+  const auditPath = r.path('RUSTFS_KMS_AUDIT_PATH', get('RUSTFS_KMS_AUDIT_PATH'));
+  if (auditPath !== undefined) {
+    layer.audit.path = auditPath;
+    set('audit.path', 'RUSTFS_KMS_AUDIT_PATH');
   }
   const logLevel = r.oneOf('RUSTFS_KMS_LOG_LEVEL', get('RUSTFS_KMS_LOG_LEVEL'), LOG_LEVELS);
   if (logLevel !== undefined) {
