@@ -100,7 +100,10 @@ export const COMMANDS: readonly CommandSpec[] = [
     details: ['Decrypt the sealed copy with "rustfs-kms decrypt [--context K=V]... < FILE" (add --base64 for base64).'],
   },
   { path: ['status'], positionals: [], options: [], daemon: true, summary: 'root, keystore, key count, limits, audit head' },
-  { path: ['health'], positionals: [], options: [], daemon: true, summary: 'healthy or not (exit status 1 when not)' },
+  {
+    path: ['health'], positionals: [], daemon: true, summary: 'healthy or not (exit status 1 when not)',
+    options: [opt('wait', 'while nothing listens on the socket yet, keep trying for up to N seconds (for scripts that just started the daemon)', 'N')],
+  },
   {
     path: ['audit', 'verify'], positionals: [{ name: 'FILE', required: true, variadic: true }], daemon: false,
     summary: 'check the audit log\'s hash chain (files oldest first)',

@@ -64,14 +64,20 @@ function keyBlock(k: KeyInfo): string {
   ]);
 }
 
-async function withClient<T>(values: Values, words: readonly string[], fn: (client: KmsClient) => Promise<T>): Promise<T> {
+async function withClient<T>(values: Values, words: readonly string[], fn: (client: KmsClient) => Promise<T>, waitS = 0): Promise<T> {
   const timeoutMs = integer(str(values, 'timeout-ms'), 'timeout-ms', words) ?? 30_000;
   const path = socketPath(str(values, 'socket'), process.env, process.cwd());
+  const deadline = Date.now() + waitS * 1000;
   let client: KmsClient;
-  try {
-    client = await KmsClient.connect(path, { timeoutMs, reconnect: false, ctx: { user_agent: `rustfs-kms/${VERSION}` } });
-  } catch (err) {
-    throw connectFailure(path, err);
+  for (;;) {
+    try {
+      client = await KmsClient.connect(path, { timeoutMs, reconnect: false, ctx: { user_agent: `rustfs-kms/${VERSION}` } });
+      break;
+    } catch (err) {
+      const failure = connectFailure(path, err);
+      if (failure.code !== 'DaemonNotRunning' || Date.now() >= deadline) throw failure;
+      await new Promise((r) => setTimeout(r, 100));
+    }
   }
   try {
     return await fn(client);
@@ -142,7 +148,7 @@ export async function runDaemonCommand(words: readonly string[], values: Values,
         const h = await c.health();
         out(block([['healthy', h.healthy], ['backend', h.backend], ['version', h.version], ['detail', h.detail]]), h);
         if (!h.healthy) process.exitCode = 1;
-      });
+      }, integer(str(values, 'wait'), 'wait', words) ?? 0);
     case 'status':
       return withClient(values, words, async (c) => {
         const s = await c.status();
