@@ -2,6 +2,7 @@
 // rustfs-kms: the operator's tool. Talks to rustfs-kmsd over its socket (found from --socket, then
 // $RUSTFS_KMS_SOCKET, then the default path); init, backup, restore and audit work on files.
 // The commands, their options and help come from the table in ./commands.ts.
+import { ConfigError } from '../daemon/config.js';
 import { KmsError } from '../errors.js';
 import { VERSION } from '../package-info.js';
 import { runDaemonCommand, type Out } from './daemon-commands.js';
@@ -46,7 +47,7 @@ run(process.argv.slice(2)).catch((err: unknown) => {
     process.exit(2);
   }
   const json = process.argv.includes('--json');
-  const code = err instanceof KmsError || err instanceof CliError ? err.code : 'Internal';
+  const code = err instanceof KmsError || err instanceof CliError ? err.code : err instanceof ConfigError ? 'ConfigError' : 'Internal';
   const message = err instanceof Error ? err.message : String(err);
   if (json) process.stdout.write(toJson({ error: { code, message } }));
   process.stderr.write(`rustfs-kms: ${code}: ${message}\n`);

@@ -78,6 +78,14 @@ describe('init --config (local root)', () => {
     }
   });
 
+  it('a bad config file is a ConfigError naming the field (exit 1), not Internal', async () => {
+    const dir = makeTempDir('kms-init-');
+    writeFileSync(join(dir, 'bad.yaml'), 'socket: { mode: abc }\n');
+    const r = await runCli(['init', '--config', join(dir, 'bad.yaml')]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^rustfs-kms: ConfigError: config: socket\.mode: expected an octal mode string/);
+  });
+
   it('--dev: the development defaults (everything under the state directory)', async () => {
     const dir = makeTempDir('kms-init-');
     const r = await runCli(['--json', 'init', '--dev'], { cwd: dir });
