@@ -34,8 +34,8 @@ import { Pkcs11Root, initPkcs11Root, tokenObjectLabel, type Pkcs11RootOptions } 
 import { padField } from '../src/roots/pkcs11-token.js';
 import type { RootOfTrust } from '../src/roots/types.js';
 import { measure } from './lib/measure.js';
+import { JSON_MODE, emitJson, report } from './lib/report.js';
 
-const JSON_MODE = process.argv.includes('--json');
 const SECONDS = Number(process.env.BENCH_SECONDS ?? '1.5');
 const WARMUP = Number(process.env.BENCH_WARMUP_SECONDS ?? '0.5');
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? '5');
@@ -45,9 +45,7 @@ const LABEL = 'kms-bench';
 const PIN = '246813';
 const KEY_ID = 'bench';
 
-const log = (line = ''): void => {
-  process.stdout.write(line + '\n');
-};
+const log = report;
 const progress = (line: string): void => {
   process.stderr.write(line + '\n');
 };
@@ -199,10 +197,10 @@ async function main(): Promise<void> {
     log(line(header));
     for (const r of rows) log(line(r));
     if (JSON_MODE) {
-      log(JSON.stringify({
+      emitJson({
         wrap_gdk_ops: Math.round(wrapBest), local_gdk_ops: Math.round(localBest),
         ontoken_gdk_ops: Math.round(onTokenBest), raw_pkcs11_encrypt_ops: Math.round(rawBest),
-      }));
+      });
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -1,8 +1,10 @@
 // generate_data_key over the daemon's Unix socket, against the same operation over HTTP/JSON.
 //
 //   npm run bench:rpc                # readable table
-//   npm run bench:rpc -- --json      # table, then ONE JSON object as the last stdout line:
-//   {"gdk_pipelined_ops": N, "gdk_rtt_p50_us": N, "gdk_rtt_p99_us": N, "http_json_ops": N, "connections": N}
+//   npm run -s bench:rpc -- --json   # stdout: ONE JSON line only (the table goes to stderr):
+//   {"gdk_pipelined_ops": N, "gdk_rtt_p50_us": N, "gdk_rtt_p99_us": N, "echo_rtt_p50_us": N, "echo_rtt_p99_us": N,
+//    "daemon_cpu_us_per_answer": N, "gdk_batch_deks_per_s": N, "http_json_ops": N, "connections": N}
+//   (all from the same run; a phase left out with BENCH_PHASES gives null)
 //
 // Set-up: the REAL daemon (dist/src/daemon/main.js --dev, state and socket in a fresh temp dir, its
 // audit log left at its default) runs as a separate process; this process is the only client. The
@@ -11,6 +13,10 @@
 // gdk_pipelined_ops  `connections` connections, each keeping `window` generate_data_key requests
 //                    (32 bytes, context {bucket, object}) outstanding; refills go out as one write per
 //                    read. Measured for BENCH_SECONDS after BENCH_WARMUP_SECONDS of warm-up.
+// gdk_batch_deks_per_s  data keys per second through generate_data_key_batch (count 100), pipelined:
+//                    `connections` connections × BENCH_BATCH_WINDOW (8) batches outstanding.
+// echo_rtt_*         the gdk_rtt measurement against a bare Node echo server: this machine's floor.
+// daemon_cpu_us_per_answer  the daemon's CPU time per pipelined answer.
 // gdk_rtt_*          one connection, one request at a time, 20,000 timed round trips (hrtime, from the
 //                    write to the answer decoded and checked) after 2,000 warm-up ones.
 // http_json_ops      the same operation through the same KeyService + Pipeline, served as POST
@@ -23,7 +29,7 @@
 // answer or a daemon that dies ends the run with exit code 1. A missed target is reported, not fatal.
 //
 // Environment: BENCH_CONNECTIONS (4), BENCH_WINDOW (128), BENCH_SECONDS (5), BENCH_WARMUP_SECONDS (1),
-// BENCH_RTT_COUNT (20000), BENCH_PHASES (pipelined,rtt,http), BENCH_DAEMON_NODE_ARGS (extra node flags
+// BENCH_RTT_COUNT (20000), BENCH_BATCH_WINDOW (8), BENCH_PHASES (pipelined,batch,rtt,http), BENCH_DAEMON_NODE_ARGS (extra node flags
 // for the daemon, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"), BENCH_DAEMON_CONFIG (a config file for
 // the daemon, e.g. one with admin_http so the metrics observer is on the hot path), BENCH_KEEP=1
 // keeps the temp dir.
@@ -40,8 +46,8 @@ import { assertAlive, onExit, spawnNode, stop, waitForListener, waitForLogLine, 
 import { FrameTemplate, RawConnection } from './lib/raw-client.js';
 import { HttpLoad } from './lib/http-load.js';
 import { mean, percentiles, processCpuSeconds, selfCpuSeconds, sleepChecked } from './lib/stats.js';
+import { JSON_MODE, emitJson, report } from './lib/report.js';
 
-const JSON_MODE = process.argv.includes('--json');
 const envNum = (name: string, dflt: number): number => {
   const v = process.env[name];
   const n = v === undefined || v === '' ? dflt : Number(v);
@@ -55,7 +61,9 @@ const WARMUP = envNum('BENCH_WARMUP_SECONDS', 1);
 const RTT_COUNT = Math.floor(envNum('BENCH_RTT_COUNT', 20_000));
 const RTT_WARMUP = 2_000;
 const HTTP_SOCKET_FACTORS = [1, 16];
-const PHASES = new Set((process.env.BENCH_PHASES ?? 'pipelined,rtt,http').split(',').map((s) => s.trim()));
+const BATCH_COUNT = 100;
+const BATCH_WINDOW = Math.floor(envNum('BENCH_BATCH_WINDOW', 8));
+const PHASES = new Set((process.env.BENCH_PHASES ?? 'pipelined,batch,rtt,http').split(',').map((s) => s.trim()));
 const DAEMON_NODE_ARGS = (process.env.BENCH_DAEMON_NODE_ARGS ?? '').split(/\s+/).filter((s) => s !== '');
 const DAEMON_CONFIG_ARGS = process.env.BENCH_DAEMON_CONFIG ? ['--config', process.env.BENCH_DAEMON_CONFIG] : [];
 
@@ -67,9 +75,7 @@ const ENVELOPE_BYTES = 7 + KEY_ID.length + 24 + DATA_KEY_BYTES + 16;
 
 const TARGETS = { pipelinedOps: 100_000, p50Us: 50, p99Us: 250, httpRatio: 3 };
 
-const out = (line = ''): void => {
-  process.stdout.write(line + '\n');
-};
+const out = report;
 const progress = (line: string): void => {
   process.stderr.write(`bench:rpc: ${line}\n`);
 };
@@ -87,6 +93,16 @@ function checkSocketResult(result: unknown): void {
   if (!Buffer.isBuffer(r.plaintext) || r.plaintext.length !== DATA_KEY_BYTES) throw new Error('bad plaintext in the answer');
   if (!Buffer.isBuffer(r.ciphertext) || r.ciphertext.length !== ENVELOPE_BYTES) throw new Error('bad ciphertext in the answer');
   if (r.key_id !== KEY_ID || r.key_version !== 1) throw new Error('bad key_id/key_version in the answer');
+}
+
+function checkBatchResult(result: unknown): void {
+  const r = result as { keys?: unknown; key_id?: unknown } | null;
+  if (r === null || typeof r !== 'object' || !Array.isArray(r.keys) || r.keys.length !== BATCH_COUNT) throw new Error('generate_data_key_batch: not 100 keys');
+  if (r.key_id !== KEY_ID) throw new Error('bad key_id in the batch answer');
+  for (const k of r.keys as Array<{ plaintext?: unknown; ciphertext?: unknown }>) {
+    if (!Buffer.isBuffer(k.plaintext) || k.plaintext.length !== DATA_KEY_BYTES) throw new Error('bad plaintext in the batch answer');
+    if (!Buffer.isBuffer(k.ciphertext) || k.ciphertext.length !== ENVELOPE_BYTES) throw new Error('bad ciphertext in the batch answer');
+  }
 }
 
 function checkHttpResult(r: Record<string, unknown>): void {
@@ -152,11 +168,13 @@ async function timed(
   }
 }
 
-async function pipelined(daemon: Child, socketPath: string, template: FrameTemplate): Promise<Throughput> {
-  const conns = await Promise.all(Array.from({ length: CONNECTIONS }, () => RawConnection.connect(socketPath, template, checkSocketResult)));
+async function pipelined(
+  daemon: Child, socketPath: string, template: FrameTemplate, check = checkSocketResult, window = WINDOW,
+): Promise<Throughput> {
+  const conns = await Promise.all(Array.from({ length: CONNECTIONS }, () => RawConnection.connect(socketPath, template, check)));
   try {
     const counter = (): number => conns.reduce((s, c) => s + c.responses, 0);
-    return await timed(daemon, counter, (keepGoing) => Promise.all(conns.map((c) => c.pipeline(WINDOW, keepGoing))));
+    return await timed(daemon, counter, (keepGoing) => Promise.all(conns.map((c) => c.pipeline(window, keepGoing))));
   } finally {
     for (const c of conns) c.close();
   }
@@ -319,6 +337,7 @@ async function runPhases(tmp: string) {
   const daemon = spawnNode('rustfs-kmsd', DAEMON_NODE_ARGS, mainJs, ['--dev', ...DAEMON_CONFIG_ARGS, '--state-dir', stateDir, '--socket', socketPath],
     { cwd: tmp, logPath: join(tmp, 'daemon.log') });
   let pipe: Throughput | undefined;
+  let batch: Throughput | undefined;
   let rtt: Latency | undefined;
   let echo: Latency | undefined;
   let http: { runs: HttpRun[]; best: HttpRun; audit: boolean } | undefined;
@@ -342,6 +361,11 @@ async function runPhases(tmp: string) {
       progress(`pipelined: ${CONNECTIONS} connections × ${WINDOW} outstanding, ${WARMUP} s warm-up + ${SECONDS} s`);
       pipe = await pipelined(daemon, socketPath, template);
     }
+    if (PHASES.has('batch')) {
+      progress(`batch: generate_data_key_batch count ${BATCH_COUNT}, ${CONNECTIONS} connections × ${BATCH_WINDOW} outstanding, ${WARMUP} s warm-up + ${SECONDS} s`);
+      const batchTemplate = new FrameTemplate('generate_data_key_batch', { key_id: KEY_ID, context: CONTEXT, bytes: DATA_KEY_BYTES, count: BATCH_COUNT });
+      batch = await pipelined(daemon, socketPath, batchTemplate, checkBatchResult, BATCH_WINDOW);
+    }
     if (PHASES.has('rtt')) {
       progress(`round trips: ${RTT_WARMUP} warm-up + ${RTT_COUNT} timed on one connection`);
       rtt = await roundTrips(daemon, socketPath, template);
@@ -355,7 +379,7 @@ async function runPhases(tmp: string) {
   }
   // The HTTP server audits exactly when the daemon did, so both pay the same per-operation record.
   if (PHASES.has('http')) http = await httpJson(tmp, auditAfter !== null);
-  return { tmp, auditPath, auditAdvertised, auditBefore, auditAfter, pipe, rtt, echo, http, loadBefore };
+  return { tmp, auditPath, auditAdvertised, auditBefore, auditAfter, pipe, batch, rtt, echo, http, loadBefore };
 }
 
 /** Runs every phase; the temp dir goes away afterwards, error or not (BENCH_KEEP=1 keeps it). */
@@ -374,7 +398,7 @@ async function runAll(): Promise<Awaited<ReturnType<typeof runPhases>>> {
 }
 
 async function main(): Promise<void> {
-  const { tmp, auditPath, auditAdvertised, auditBefore, auditAfter, pipe, rtt, echo, http, loadBefore } = await runAll();
+  const { tmp, auditPath, auditAdvertised, auditBefore, auditAfter, pipe, batch, rtt, echo, http, loadBefore } = await runAll();
 
   // ---- table ----
   const cpus = os.cpus();
@@ -392,6 +416,9 @@ async function main(): Promise<void> {
   if (pipe !== undefined) {
     out(row([`pipelined gdk (${CONNECTIONS} conn × ${WINDOW} window)`, `${fmtInt(pipe.opsPerSecond)}/s`, `≥ ${fmtInt(TARGETS.pipelinedOps)}/s`,
       `${verdict(pipe.opsPerSecond >= TARGETS.pipelinedOps)} ${(pipe.opsPerSecond / TARGETS.pipelinedOps).toFixed(2)}×`], w));
+  }
+  if (batch !== undefined) {
+    out(row([`gdk_batch ×${BATCH_COUNT} (${CONNECTIONS} conn × ${BATCH_WINDOW} window)`, `${fmtInt(batch.opsPerSecond * BATCH_COUNT)} keys/s`, '', ''], w));
   }
   if (rtt !== undefined) {
     out(row(['round trip p50 (1 conn, 1 in flight)', `${fmtUs(rtt.p50)} µs`, `≤ ${TARGETS.p50Us} µs`,
@@ -437,7 +464,10 @@ async function main(): Promise<void> {
 
   if (JSON_MODE) {
     const n = (v: number | undefined, digits = 0): string => (v === undefined || !Number.isFinite(v) ? 'null' : digits === 0 ? String(Math.round(v)) : v.toFixed(digits));
-    out(`{"gdk_pipelined_ops": ${n(pipe?.opsPerSecond)}, "gdk_rtt_p50_us": ${n(rtt?.p50, 1)}, "gdk_rtt_p99_us": ${n(rtt?.p99, 1)}, ` +
+    const cpuPerAnswer = pipe !== undefined ? (pipe.serverCores * 1e6) / pipe.opsPerSecond : undefined;
+    emitJson(`{"gdk_pipelined_ops": ${n(pipe?.opsPerSecond)}, "gdk_rtt_p50_us": ${n(rtt?.p50, 1)}, "gdk_rtt_p99_us": ${n(rtt?.p99, 1)}, ` +
+      `"echo_rtt_p50_us": ${n(echo?.p50, 1)}, "echo_rtt_p99_us": ${n(echo?.p99, 1)}, "daemon_cpu_us_per_answer": ${n(cpuPerAnswer, 1)}, ` +
+      `"gdk_batch_deks_per_s": ${n(batch !== undefined ? batch.opsPerSecond * BATCH_COUNT : undefined)}, ` +
       `"http_json_ops": ${n(http?.best.opsPerSecond)}, "connections": ${CONNECTIONS}}`);
   }
 }

@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { KmsClient } from '../src/rpc/client.js';
 import { spawnNode, stop, waitForListener } from './lib/children.js';
+import { emitJson, report } from './lib/report.js';
 
 const { values } = parseArgs({ options: { json: { type: 'boolean' }, keys: { type: 'string' }, seconds: { type: 'string' } } });
 const KEYS = Number(values.keys ?? 10_000);
@@ -82,10 +83,10 @@ try {
     [`generate_data_key, random of ${KEYS} keys`, `${Math.round(many).toLocaleString('en-US')}/s`, '', ''],
     [`throughput ${KEYS} keys / 1 key`, `${flat.toFixed(2)}×`, 'flat (≥ 0.9×)', flat >= 0.9 ? 'PASS' : 'MISS'],
   ];
-  process.stdout.write(`keys reported by status: ${status.keyCount}; client: KmsClient, ${CONNECTIONS} connections × ${WINDOW / CONNECTIONS} in flight\n`);
-  for (const r of rows) process.stdout.write(`${r[0].padEnd(42)} ${r[1].padStart(14)}  ${r[2].padEnd(14)} ${r[3]}\n`);
+  report(`keys reported by status: ${status.keyCount}; client: KmsClient, ${CONNECTIONS} connections × ${WINDOW / CONNECTIONS} in flight`);
+  for (const r of rows) report(`${r[0].padEnd(42)} ${r[1].padStart(14)}  ${r[2].padEnd(14)} ${r[3]}`);
   if (values.json === true) {
-    process.stdout.write(JSON.stringify({ keys: KEYS, rss_mib: Number(rssFull.toFixed(1)), rss_peak_mib: Number(Math.max(rssCreated, rssUnwrapped, rssFull).toFixed(1)), gdk_ops_1_key: Math.round(one), gdk_ops_all_keys: Math.round(many), flat_ratio: Number(flat.toFixed(3)) }) + '\n');
+    emitJson({ keys: KEYS, rss_mib: Number(rssFull.toFixed(1)), rss_peak_mib: Number(Math.max(rssCreated, rssUnwrapped, rssFull).toFixed(1)), gdk_ops_1_key: Math.round(one), gdk_ops_all_keys: Math.round(many), flat_ratio: Number(flat.toFixed(3)) });
   }
 } finally {
   await stop(daemon);

@@ -1,18 +1,22 @@
 // Basic usage of the in-process library, after the RustFS KMS crate's README example: a local KMS in
 // a temporary directory, a master key, a data key bound to an encryption context, and encrypt /
-// decrypt with that context. Run: npm run build && npm run example:basic
+// decrypt with that context. Run: npm run build && npm run example:basic [-- --keep]
+// The temporary directory (keys, root key, audit log) is removed at the end unless --keep is given.
 //
 // Moving this code to the daemon changes one line: `await KmsManager.create(KmsConfig.local(dir))`
 // becomes `await KmsClient.connect('/run/rustfs-kms/kms.sock')`.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   DecryptRequest, EncryptRequest, GenerateKeyRequest, KmsConfig, KmsError, KmsManager, OperationContext,
 } from '../src/index.js';
 
+const KEEP = process.argv.includes('--keep');
+
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'rustfs-kms-example-'));
+  const auditLog = join(dir, 'kms', 'audit.log');
   // A local KMS: root key file, key records and audit log under `dir` (created on first use).
   const kms = await KmsManager.create(KmsConfig.local(join(dir, 'kms')));
   try {
@@ -51,10 +55,17 @@ async function main(): Promise<void> {
     }
 
     const health = await kms.healthCheck();
-    console.log(`healthy: ${health.healthy} (${health.backend}), audit log: ${join(dir, 'kms', 'audit.log')}`);
+    console.log(`healthy: ${health.healthy} (${health.backend})`);
   } finally {
     await kms.close();
-    rmSync(dir, { recursive: true, force: true });
+    // Counted after close (flushed); the path is printed only when it will still be there.
+    const records = !existsSync(auditLog) ? 0 : readFileSync(auditLog, 'utf8').split('\n').filter((l) => l !== '').length;
+    if (KEEP) {
+      console.log(`audit log: ${records} records in ${auditLog} (kept: rustfs-kms audit verify ${auditLog})`);
+    } else {
+      rmSync(dir, { recursive: true, force: true });
+      console.log(`audit log: ${records} records, removed with the example's temporary directory (--keep keeps it)`);
+    }
   }
 }
 

@@ -14,6 +14,8 @@ import { accessSync, chmodSync, constants as fsc, existsSync, mkdirSync, readFil
 import { delimiter, dirname, isAbsolute, join, resolve } from 'node:path';
 
 export const SERVICE_CONFIG_PATH = '/etc/rustfs-kms/config.yaml';
+/** npm's cache: npx installs there (~/.npm/_npx/<hash>/node_modules/…). */
+const NPM_CACHE = /\/(_npx|_cacache)\/|\/\.npm\//;
 const SHIPPED_EXEC_START = 'ExecStart=/usr/bin/rustfs-kmsd --config /etc/rustfs-kms/config.yaml';
 
 export interface InstallOptions {
@@ -143,6 +145,14 @@ function daemonExec(options: InstallOptions, warnings: string[]): string {
     const found = candidates.find((c) => isExecutable(c) && sameFile(c, ourMain));
     command = found !== undefined ? unitQuote(found) : `${unitQuote(process.execPath)} ${unitQuote(ourMain)}`;
     const used = found ?? ourMain;
+    // npx runs packages from its cache, which npm clears and rebuilds: a unit must never point there.
+    const cached = [realpathOr(used), realpathOr(options.packageRoot)].find((p) => NPM_CACHE.test(p));
+    if (cached !== undefined) {
+      throw new InstallError(
+        `the service would run ${cached}, inside npm's cache (npx), which npm may rebuild or delete at any time; ` +
+          'install the package instead ("npm install -g rustfs-kms", then "rustfs-kms install-systemd"), or pass --daemon /absolute/path/to/rustfs-kmsd',
+      );
+    }
     if (/^\/(home|root|run\/user)\//.test(realpathOr(used)) || /^\/(home|root|run\/user)\//.test(realpathOr(process.execPath))) {
       warnings.push(
         `${realpathOr(used)} (or node at ${process.execPath}) is under /home, /root or /run/user, which ProtectHome=yes hides ` +

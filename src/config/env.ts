@@ -40,6 +40,10 @@ export const ENV_BINDINGS: readonly EnvBinding[] = [
   { name: 'RUSTFS_KMS_RETRY_ATTEMPTS', sets: '`retry_attempts`', accepts: range(retryAttemptsField) },
   { name: 'RUSTFS_KMS_SOCKET', sets: '`socket.path`', accepts: 'path (the CLI `rustfs-kms` uses it too)' },
   { name: 'RUSTFS_KMS_STATE_DIR', sets: '`state_dir`', accepts: 'directory' },
+  {
+    name: 'RUSTFS_KMS_AUDIT_PATH', sets: '`audit.path`',
+    accepts: "path of the audit log (its directory must exist outside `--dev`; `rustfs-kms init` creates it). `KmsConfig.fromEnv()` (in-process) defaults to `<state_dir>/audit.log` instead of the daemon's `/var/log/rustfs-kms/audit.log`",
+  },
   { name: 'RUSTFS_KMS_LOG_LEVEL', sets: '`log_level`', accepts: LOG_LEVELS.map((l) => `\`${l}\``).join(', ') },
   { name: 'RUSTFS_KMS_ALLOW_UNLOCKED_MEMORY', sets: '`allow_unlocked_memory`', accepts: '`1`/`true` or `0`/`false` (case-insensitive)' },
 ];
@@ -166,6 +170,12 @@ export function applyEnv(layer: Layer, env: ConfigEnv, cwd: string): void {
   if (socket !== undefined) {
     layer.socket.path = socket;
     set('socket.path', 'RUSTFS_KMS_SOCKET');
+  }
+  // Moves the audit log, e.g. for in-process use on a host without /var/log/rustfs-kms.
+  const auditPath = envPath('RUSTFS_KMS_AUDIT_PATH');
+  if (auditPath !== undefined) {
+    layer.audit.path = auditPath;
+    set('audit.path', 'RUSTFS_KMS_AUDIT_PATH');
   }
   const logLevel = get('RUSTFS_KMS_LOG_LEVEL');
   if (logLevel !== undefined) {

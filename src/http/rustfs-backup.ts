@@ -1,5 +1,5 @@
 // RustFS's backup and restore routes (27–31) over this daemon's own backup: the wrapped key records
-// of the file keystore (src/keystore/backup.ts, as `rustfs-kms backup`), written to
+// of the file keystore (src/ops/backup.ts, as `rustfs-kms backup`), written to
 // <state_dir>/backups. No separate backup KEK: the records stay wrapped by the root, which is never
 // in a backup. A dry run is read-only; a real restore needs the daemon stopped (it holds the state
 // directory), so the route says how to do it offline.

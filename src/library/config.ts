@@ -2,12 +2,14 @@
 // `KmsConfig::local(dir)` / `KmsConfig::vault(url, token)` / `KmsConfig::from_env()`. Every
 // constructor goes through the daemon's own config loader (src/config/), so values are
 // checked exactly as the daemon checks them and bad ones fail with the field's name.
-import { isAbsolute, resolve } from 'node:path';
+import { isAbsolute, join, resolve } from 'node:path';
 import { configFromYaml, loadConfig, type ConfigEnv, type DaemonConfig } from '../config/index.js';
 import { KmsError } from '../errors.js';
 import { KEY_ID_PATTERN } from '../ops/protocol.js';
 
 export type BackendKind = 'local' | 'vault';
+
+const PRODUCTION_AUDIT_PATH = '/var/log/rustfs-kms/audit.log';
 
 /** Options every constructor takes. */
 export interface CommonKmsOptions {
@@ -128,12 +130,17 @@ export class KmsConfig {
    * The daemon's configuration sources: `RUSTFS_KMS_CONFIG` (or /etc/rustfs-kms/config.yaml when it
    * exists and `dev` is off) overlaid by the same `RUSTFS_KMS_*` variables (TYPE, VAULT_ADDRESS,
    * VAULT_TOKEN, VAULT_NAMESPACE, LOCAL_KEY_DIR, LOCAL_MASTER_KEY, DEFAULT_KEY_ID, TIMEOUT_SECS,
-   * RETRY_ATTEMPTS, …). Production rules apply unless `dev`: the root key must exist
-   * (`rustfs-kms init`) and so must the audit log's directory.
+   * RETRY_ATTEMPTS, AUDIT_PATH, …). Production rules apply unless `dev`: the root key must exist
+   * (`rustfs-kms init`). The audit log is RUSTFS_KMS_AUDIT_PATH or the config's `audit.path`, else
+   * `<state_dir>/audit.log` (never the daemon's /var/log/rustfs-kms/audit.log); its directory must exist.
    */
   static fromEnv(env: ConfigEnv = process.env, options: FromEnvOptions = {}): KmsConfig {
     const cwd = options.cwd ?? process.cwd();
     const settings = loadConfig({ env, cli: options.dev === true ? { dev: true } : {}, cwd });
+    // In-process, the daemon's default log (/var/log/rustfs-kms) would be shared with a daemon: use the state directory's.
+    if (settings.audit.path === PRODUCTION_AUDIT_PATH && (env.RUSTFS_KMS_AUDIT_PATH ?? '') === '') {
+      settings.audit = { ...settings.audit, path: join(settings.stateDir, 'audit.log') };
+    }
     return KmsConfig.finish(settings, options.dev === true, options, cwd);
   }
 

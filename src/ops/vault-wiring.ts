@@ -23,7 +23,7 @@ export interface VaultWiringConfig {
   retryAttempts: number;
 }
 
-function clientOptions(config: VaultWiringConfig, logger: VaultLogger | undefined): VaultClientOptions {
+export function clientOptions(config: VaultWiringConfig, logger: VaultLogger | undefined): VaultClientOptions {
   const vault = config.root.vault;
   if (vault === undefined) throw new Error('root.vault is not configured (address and auth are required for Vault)');
   return {

@@ -2,13 +2,13 @@
 // another user (setpriv), and the refusal paths.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { chmodSync, closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, closeSync, openSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { native, type PeerCredentials } from '../../src/native/index.js';
+import { sharedTempDir } from '../helpers/other-user.js';
 
 function fdOf(socket: net.Socket | net.Server): number {
   const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
@@ -24,8 +24,7 @@ const accepted: Array<{ creds?: PeerCredentials; error?: Error; socket: net.Sock
 let onAccept: (() => void) | undefined;
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'rustfs-kms-peercred-'));
-  chmodSync(dir, 0o755); // uid 65534 must reach the socket
+  dir = sharedTempDir('rustfs-kms-peercred-'); // uid 65534 must reach the socket
   socketPath = join(dir, 'kms.sock');
   server = net.createServer((socket) => {
     try {

@@ -15,7 +15,7 @@ import {
 } from '../helpers/daemon.js';
 import {
   backupToken, configYaml, deleteToken, haveSoftHsm, initToken, makeToken, pkcs11Tool, restoreToken, writeConfig,
-  type SoftToken,
+  type SoftToken, initEnv,
 } from './harness.js';
 
 afterAll(async () => {
@@ -44,7 +44,7 @@ async function waitFor(what: string, check: () => Promise<boolean> | boolean, ti
 
 async function initRoot(token: SoftToken, mode: 'wrap' | 'on-token'): Promise<string> {
   const path = writeConfig(token, { mode });
-  const r = await runCli(['init', '--config', path], { env: token.env });
+  const r = await runCli(['init', '--config', path], { env: initEnv(token) });
   expect(r.code, r.stderr).toBe(0);
   return readFileSync(path, 'utf8');
 }

@@ -120,6 +120,20 @@ export function configYaml(token: SoftToken, options: ConfigOptions): string {
   ].join('\n');
 }
 
+/**
+ * The environment for `rustfs-kms init --config` with these configs: init also creates the state,
+ * audit and socket directories the config implies, so they are placed in the token's temp dir
+ * instead of /var/lib, /var/log and /run (the socket group it only reports).
+ */
+export function initEnv(token: SoftToken): Record<string, string> {
+  return {
+    ...token.env,
+    RUSTFS_KMS_STATE_DIR: join(token.dir, 'init-state'),
+    RUSTFS_KMS_AUDIT_PATH: join(token.dir, 'init-log', 'audit.log'),
+    RUSTFS_KMS_SOCKET: join(token.dir, 'init-run', 'kms.sock'),
+  };
+}
+
 /** Writes the config next to the token (for `rustfs-kms init --config`). */
 export function writeConfig(token: SoftToken, options: ConfigOptions, name = 'config.yaml'): string {
   const path = join(token.dir, name);

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KmsClient } from '../../src/rpc/client.js';
 import { KmsError } from '../../src/errors.js';
 import { cleanupTempDirs, killAllDaemons, runCli, startDaemon, type DaemonHandle } from '../helpers/daemon.js';
-import { haveSoftHsm, listSecretKeys, makeToken, pkcs11Tool, writeConfig, type SoftToken } from './harness.js';
+import { haveSoftHsm, listSecretKeys, makeToken, pkcs11Tool, writeConfig, type SoftToken, initEnv } from './harness.js';
 
 async function failure(p: Promise<unknown>): Promise<KmsError> {
   try {
@@ -51,7 +51,7 @@ describe.skipIf(!haveSoftHsm()).each([
     token = makeToken(`kms-${mode}`);
     configPath = writeConfig(token, { mode });
     config = readFileSync(configPath, 'utf8');
-    const init = await runCli(['init', '--config', configPath], { env: token.env });
+    const init = await runCli(['init', '--config', configPath], { env: initEnv(token) });
     expect(init.code, init.stderr).toBe(0);
     if (mode === 'wrap') expect(init.stdout.toString()).toContain('created root key "rustfs-kms-root"');
     else expect(init.stdout.toString()).toContain('on-token mode needs no root key');
@@ -65,7 +65,7 @@ describe.skipIf(!haveSoftHsm()).each([
 
   if (mode === 'wrap') {
     it('init refuses to overwrite an existing root key', async () => {
-      const again = await runCli(['init', '--config', configPath], { env: token.env });
+      const again = await runCli(['init', '--config', configPath], { env: initEnv(token) });
       expect(again.code).toBe(1);
       expect(again.stderr).toContain('already exists');
       expect(again.stderr).toContain('refusing to overwrite');

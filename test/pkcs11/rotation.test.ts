@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { KmsClient } from '../../src/rpc/client.js';
 import { cleanupTempDirs, killAllDaemons, runCli, startDaemon, type DaemonHandle } from '../helpers/daemon.js';
-import { haveSoftHsm, listSecretKeys, makeToken, writeConfig } from './harness.js';
+import { haveSoftHsm, listSecretKeys, makeToken, writeConfig, initEnv } from './harness.js';
 
 afterAll(async () => {
   await killAllDaemons();
@@ -34,7 +34,7 @@ describe.skipIf(!haveSoftHsm())('on-token seal budget', () => {
     const token = makeToken('kms-budget');
     const configPath = writeConfig(token, { mode: 'on-token' });
     const config = readFileSync(configPath, 'utf8');
-    expect((await runCli(['init', '--config', configPath], { env: token.env })).code).toBe(0);
+    expect((await runCli(['init', '--config', configPath], { env: initEnv(token) })).code).toBe(0);
     const env = { ...token.env, RUSTFS_KMS_TEST_PKCS11_SEAL_LIMIT: '8' };
     daemon = await startDaemon({ config, env });
     kms = await KmsClient.connect(daemon.socketPath, { reconnect: false });

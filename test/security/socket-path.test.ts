@@ -12,8 +12,9 @@ import { createInterface } from 'node:readline';
 import { afterAll, describe, expect, it } from 'vitest';
 import { KmsClient } from '../../src/rpc/client.js';
 import {
-  cleanEnv, cleanupTempDirs, killAllDaemons, makeTempDir, openDir, runDaemonExpectingExit, startDaemon, type DaemonHandle,
+  cleanEnv, cleanupTempDirs, killAllDaemons, runDaemonExpectingExit, startDaemon, type DaemonHandle,
 } from '../helpers/daemon.js';
+import { sharedTempDir } from '../helpers/other-user.js';
 
 const children = new Set<ChildProcess>();
 
@@ -66,7 +67,7 @@ function ask(path: string): Promise<string> {
 
 describe('socket path attacks refused at start-up', () => {
   it('a sticky world-writable directory (1777, like /tmp) is refused: the sticky bit stops deletion, not a squatter binding the name first', async () => {
-    const dir = makeTempDir('kms-sec-sock-');
+    const dir = sharedTempDir('kms-sec-sock-'); // uid 65534 binds or connects below it
     const sockDir = join(dir, 'shared');
     mkdirSync(sockDir);
     chmodSync(sockDir, 0o1777);
@@ -77,7 +78,7 @@ describe('socket path attacks refused at start-up', () => {
   });
 
   it('a socket directory owned by another uid is refused, naming the owner', async () => {
-    const dir = makeTempDir('kms-sec-sock-');
+    const dir = sharedTempDir('kms-sec-sock-'); // uid 65534 binds or connects below it
     const sockDir = join(dir, 'theirs');
     mkdirSync(sockDir, { mode: 0o755 });
     chownSync(sockDir, 65534, 65534);
@@ -87,8 +88,7 @@ describe('socket path attacks refused at start-up', () => {
   });
 
   it('a socket that a process of another uid bound and still listens on is refused as foreign, and stays theirs', async () => {
-    const dir = makeTempDir('kms-sec-sock-');
-    openDir(dir);
+    const dir = sharedTempDir('kms-sec-sock-');
     const sockDir = join(dir, 'run');
     mkdirSync(sockDir, { mode: 0o755 });
     chownSync(sockDir, 65534, 65534); // let uid 65534 bind there ...
@@ -114,7 +114,7 @@ describe('socket path attacks refused at start-up', () => {
   // and take its "data keys". OpenSSH's safe_path() refuses group-writable directories for the same
   // reason. Fix: refuse (mode & 0o022) and say "writable by group <name> (mode 0775)".
   it('a group-writable socket directory (0775) is refused', async () => {
-    const dir = makeTempDir('kms-sec-sock-');
+    const dir = sharedTempDir('kms-sec-sock-'); // uid 65534 binds or connects below it
     const sockDir = join(dir, 'grp');
     mkdirSync(sockDir);
     chownSync(sockDir, 0, 65534);
@@ -137,8 +137,7 @@ describe('socket path attacks refused at start-up', () => {
 
 describe('the socket the daemon makes', () => {
   it('has exactly the configured mode and group; another uid outside that group cannot even connect, a member can', async () => {
-    const dir = makeTempDir('kms-sec-sock-');
-    openDir(dir);
+    const dir = sharedTempDir('kms-sec-sock-');
     const socket = join(dir, 'kms.sock');
     const d = await startDaemon({ dir, socket, config: `socket: { path: ${socket}, mode: "0660", group: nogroup }\n` });
     const st = lstatSync(socket);
