@@ -1,7 +1,7 @@
 // Response shapes of RustFS's KMS admin contract (rustfs/rustfs@20d1266496ba, crates/kms/src/
 // api_types.rs and types.rs), built from this daemon's wire types. Field names and value spellings
 // are the contract; the reference is /work/shared/reference/admin-api-clients.md §1.2.
-import type { WireKeyInfo } from '../ops/protocol.js';
+import type { WireKeyInfo, WireStatus } from '../ops/protocol.js';
 
 /** What the daemon was started with, as the status, config and backup routes report it. */
 export interface DeploymentInfo {
@@ -9,7 +9,7 @@ export interface DeploymentInfo {
   configPath?: string;
   /** SHA-256 (hex) of the redacted configuration. */
   configFingerprint: string;
-  rootType: 'local' | 'pkcs11' | 'vault-transit';
+  rootType: WireStatus['root_type'];
   keystoreType: 'file' | 'vault-kv';
   /** Idle keys leave the cache after this. */
   cacheIdleTtlS: number;

@@ -2,7 +2,7 @@
 // compare-and-swap. Material inside is always wrapped by the root; a record alone opens nothing.
 
 export type KeyState = 'Enabled' | 'Disabled' | 'PendingDeletion';
-export type KeyOrigin = 'local' | 'pkcs11' | 'vault';
+export type KeyOrigin = 'local' | 'pkcs11' | 'vault' | 'aws' | 'gcp' | 'azure';
 
 export interface KeyVersionRecord {
   version: number;

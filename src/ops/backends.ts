@@ -65,6 +65,15 @@ export async function openRoot(config: DaemonConfig, options: OpenBackendOptions
         });
       });
     }
+    case 'aws-kms':
+    case 'gcp-kms':
+    case 'azure-keyvault': {
+      const section = `root.${config.root.type.replace('-', '_')}`;
+      return attemptAsync(section, async () => {
+        const { openCloudRoot } = await import('./cloud-roots.js');
+        return openCloudRoot(config, { logger: options.logger, env });
+      });
+    }
     default:
       throw new BackendOpenError('root.type', `${String(config.root.type)} is not available in this build`);
   }

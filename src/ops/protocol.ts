@@ -69,7 +69,7 @@ export type EncryptionContext = Record<string, string>;
 export type KeyState = 'Enabled' | 'Disabled' | 'PendingDeletion';
 /** XAES-256-GCM for everything the daemon seals itself; AES-256-GCM for PKCS#11 on-token keys. */
 export type KeyAlgorithm = 'XAES-256-GCM' | 'AES-256-GCM';
-export type KeyOrigin = 'local' | 'pkcs11' | 'vault';
+export type KeyOrigin = 'local' | 'pkcs11' | 'vault' | 'aws' | 'gcp' | 'azure';
 
 export interface WireKeyInfo {
   key_id: string;
@@ -131,7 +131,7 @@ export interface WireStatusLimits {
 }
 
 export interface WireStatus {
-  root_type: 'local' | 'pkcs11' | 'vault-transit';
+  root_type: 'local' | 'pkcs11' | 'vault-transit' | 'aws-kms' | 'gcp-kms' | 'azure-keyvault';
   keystore_type: 'file' | 'vault-kv';
   /** Where the backend lives: Vault address, PKCS#11 module path, or the state directory. */
   endpoint: string;

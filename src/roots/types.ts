@@ -10,7 +10,7 @@ export interface RootHealth {
 }
 
 export interface RootOfTrust {
-  readonly type: 'local' | 'pkcs11' | 'vault-transit';
+  readonly type: 'local' | 'pkcs11' | 'vault-transit' | 'aws-kms' | 'gcp-kms' | 'azure-keyvault';
   /** Recorded as KeyInfo.origin for keys made under this root. */
   readonly origin: KeyOrigin;
   /** Identity of this root (type and a key check value), stored with every version it wraps. */

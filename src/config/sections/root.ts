@@ -6,7 +6,7 @@ import { RootLocalSection, readRootLocal, type RootLocalConfig, type RootLocalLa
 import { RootPkcs11Section, readRootPkcs11, type Pkcs11Config } from './root-pkcs11.js';
 import { RootVaultSection, readRootVault, type VaultConfig, type VaultLayer } from './root-vault.js';
 
-export const ROOT_TYPES = ['local', 'pkcs11', 'vault-transit'] as const;
+export const ROOT_TYPES = ['local', 'pkcs11', 'vault-transit', 'aws-kms', 'gcp-kms', 'azure-keyvault'] as const;
 export type RootType = (typeof ROOT_TYPES)[number];
 
 export const RootSection = section(

