@@ -90,6 +90,12 @@ export class TestAzure {
     return this.createKey(name, key.kty);
   }
 
+  currentVersion(name: string): string {
+    const v = this.keys.get(name)?.versions.at(-1);
+    if (v === undefined) throw new Error(`no test key ${name}`);
+    return v.version;
+  }
+
   setEnabled(name: string, version: string, enabled: boolean): void {
     const v = this.keys.get(name)?.versions.find((x) => x.version === version);
     if (v === undefined) throw new Error(`no test key ${name}/${version}`);
