@@ -5,6 +5,7 @@ import { FieldErrors, describe } from './errors.js';
 import type { RefineContext } from './field.js';
 import { NAMESPACE_PATTERN, NO_SPACE_PRINTABLE, filePath, vaultAddress } from './formats.js';
 import type { Layer } from './layer.js';
+import { AZURE_KEY_NAME_PATTERN, azureHttpsUrl } from './sections/root-azure-keyvault.js';
 import { LOG_LEVELS, KEY_ID_TEXT, retryAttemptsField, timeoutSecsField } from './sections/top-level.js';
 import type { ConfigEnv } from './types.js';
 
@@ -21,7 +22,10 @@ const range = (f: { minimum?: number; maximum?: number }): string => `integer ${
 /** Every environment variable the config reads, with its docs row. */
 export const ENV_BINDINGS: readonly EnvBinding[] = [
   { name: 'RUSTFS_KMS_CONFIG', sets: 'config file path', accepts: 'path (must exist)' },
-  { name: 'RUSTFS_KMS_TYPE', sets: '`root.type` and `keystore.type`', accepts: '`local` → `local` + `file`; `vault` → `vault-transit` + `vault-kv`' },
+  { name: 'RUSTFS_KMS_TYPE', sets: '`root.type` and `keystore.type`', accepts: '`local` → `local` + `file`; `vault` → `vault-transit` + `vault-kv`; `azure` → `azure-keyvault` + `file`' },
+  { name: 'RUSTFS_KMS_BACKEND', sets: 'the same as `RUSTFS_KMS_TYPE` (RustFS\'s name); if both are set they must agree', accepts: 'the values of `RUSTFS_KMS_TYPE`' },
+  { name: 'RUSTFS_KMS_AZURE_VAULT_URL', sets: '`root.azure_keyvault.vault_url`', accepts: '`https://<vault>.vault.azure.net` URL' },
+  { name: 'RUSTFS_KMS_AZURE_KEY_NAME', sets: '`root.azure_keyvault.key_name`', accepts: 'Key Vault key name (letters, digits, dashes; 1–127)' },
   { name: 'RUSTFS_KMS_VAULT_ADDRESS', sets: '`root.vault.address`', accepts: '`http(s)://host[:port]` URL' },
   {
     name: 'RUSTFS_KMS_VAULT_TOKEN',
@@ -89,7 +93,13 @@ export function applyEnv(layer: Layer, env: ConfigEnv, cwd: string): void {
   };
   const vault = (): NonNullable<Layer['root']['vault']> => (layer.root.vault ??= {});
 
-  const type = get('RUSTFS_KMS_TYPE');
+  // RustFS names the backend RUSTFS_KMS_BACKEND; both are accepted, and must agree when both are set.
+  const typeName = get('RUSTFS_KMS_TYPE') !== undefined ? 'RUSTFS_KMS_TYPE' : 'RUSTFS_KMS_BACKEND';
+  const type = get(typeName);
+  const backend = get('RUSTFS_KMS_BACKEND');
+  if (type !== undefined && backend !== undefined && backend !== type) {
+    r.failDetail('RUSTFS_KMS_BACKEND', `the same value as RUSTFS_KMS_TYPE (${describe(type)})`, `expected the same value as RUSTFS_KMS_TYPE (${describe(type)}), got ${describe(backend)}`);
+  }
   if (type !== undefined) {
     if (type === 'local') {
       layer.root.type = 'local';
@@ -97,11 +107,27 @@ export function applyEnv(layer: Layer, env: ConfigEnv, cwd: string): void {
     } else if (type === 'vault') {
       layer.root.type = 'vault-transit';
       layer.keystore.type = 'vault-kv';
+    } else if (type === 'azure') {
+      layer.root.type = 'azure-keyvault';
+      layer.keystore.type = 'file';
     } else {
-      r.fail('RUSTFS_KMS_TYPE', 'one of local, vault', type);
+      r.fail(typeName, 'one of local, vault, azure', type);
     }
-    set('root.type', 'RUSTFS_KMS_TYPE');
-    set('keystore.type', 'RUSTFS_KMS_TYPE');
+    set('root.type', typeName);
+    set('keystore.type', typeName);
+  }
+
+  const azure = (): NonNullable<Layer['root']['azureKeyvault']> => (layer.root.azureKeyvault ??= {});
+  const azureUrl = get('RUSTFS_KMS_AZURE_VAULT_URL');
+  if (azureUrl !== undefined) {
+    azure().vaultUrl = azureHttpsUrl(azureUrl, ctx('RUSTFS_KMS_AZURE_VAULT_URL'));
+    set('root.azure_keyvault.vault_url', 'RUSTFS_KMS_AZURE_VAULT_URL');
+  }
+  const azureKey = get('RUSTFS_KMS_AZURE_KEY_NAME');
+  if (azureKey !== undefined) {
+    if (!AZURE_KEY_NAME_PATTERN.test(azureKey)) r.fail('RUSTFS_KMS_AZURE_KEY_NAME', 'a Key Vault key name of 1 to 127 letters, digits and dashes', azureKey);
+    azure().keyName = azureKey;
+    set('root.azure_keyvault.key_name', 'RUSTFS_KMS_AZURE_KEY_NAME');
   }
 
   const address = get('RUSTFS_KMS_VAULT_ADDRESS');
