@@ -3,8 +3,9 @@
 import { KEY_ID_PATTERN } from '../keys/validation.js';
 import { FieldErrors, describe } from './errors.js';
 import type { RefineContext } from './field.js';
-import { NAMESPACE_PATTERN, NO_SPACE_PRINTABLE, filePath, vaultAddress } from './formats.js';
+import { NAMESPACE_PATTERN, NO_SPACE_PRINTABLE, REGION_PATTERN, filePath, vaultAddress } from './formats.js';
 import type { Layer } from './layer.js';
+import { AWS_KEY_ID_PATTERN, awsEndpoint } from './sections/root-aws-kms.js';
 import { LOG_LEVELS, KEY_ID_TEXT, retryAttemptsField, timeoutSecsField } from './sections/top-level.js';
 import type { ConfigEnv } from './types.js';
 
@@ -21,7 +22,11 @@ const range = (f: { minimum?: number; maximum?: number }): string => `integer ${
 /** Every environment variable the config reads, with its docs row. */
 export const ENV_BINDINGS: readonly EnvBinding[] = [
   { name: 'RUSTFS_KMS_CONFIG', sets: 'config file path', accepts: 'path (must exist)' },
-  { name: 'RUSTFS_KMS_TYPE', sets: '`root.type` and `keystore.type`', accepts: '`local` → `local` + `file`; `vault` → `vault-transit` + `vault-kv`' },
+  { name: 'RUSTFS_KMS_TYPE', sets: '`root.type` and `keystore.type`', accepts: '`local` → `local` + `file`; `vault` → `vault-transit` + `vault-kv`; `aws`/`aws-kms` → `aws-kms` (keystore unchanged)' },
+  { name: 'RUSTFS_KMS_BACKEND', sets: 'as `RUSTFS_KMS_TYPE` (RustFS\'s name)', accepts: 'the same values; if both are set they must agree' },
+  { name: 'RUSTFS_KMS_AWS_KEY_ID', sets: '`root.aws_kms.key_id`', accepts: 'key id, key ARN, `alias/NAME` or alias ARN' },
+  { name: 'RUSTFS_KMS_AWS_REGION', sets: '`root.aws_kms.region`', accepts: 'AWS region, e.g. `eu-west-1`' },
+  { name: 'RUSTFS_KMS_AWS_ENDPOINT_URL', sets: '`root.aws_kms.endpoint`', accepts: '`https://` URL (`http://` on loopback only)' },
   { name: 'RUSTFS_KMS_VAULT_ADDRESS', sets: '`root.vault.address`', accepts: '`http(s)://host[:port]` URL' },
   {
     name: 'RUSTFS_KMS_VAULT_TOKEN',
@@ -89,7 +94,13 @@ export function applyEnv(layer: Layer, env: ConfigEnv, cwd: string): void {
   };
   const vault = (): NonNullable<Layer['root']['vault']> => (layer.root.vault ??= {});
 
-  const type = get('RUSTFS_KMS_TYPE');
+  // RustFS's own name for the backend is RUSTFS_KMS_BACKEND; RUSTFS_KMS_TYPE wins, and they must agree.
+  const typeVar = get('RUSTFS_KMS_TYPE') !== undefined ? 'RUSTFS_KMS_TYPE' : 'RUSTFS_KMS_BACKEND';
+  const type = get(typeVar);
+  const backend = get('RUSTFS_KMS_BACKEND');
+  if (typeVar === 'RUSTFS_KMS_TYPE' && backend !== undefined && backend !== type) {
+    r.failDetail('RUSTFS_KMS_BACKEND', `the same value as RUSTFS_KMS_TYPE (${type ?? ''})`, `expected the same value as RUSTFS_KMS_TYPE (${type ?? ''}), got ${describe(backend)}`);
+  }
   if (type !== undefined) {
     if (type === 'local') {
       layer.root.type = 'local';
@@ -97,11 +108,32 @@ export function applyEnv(layer: Layer, env: ConfigEnv, cwd: string): void {
     } else if (type === 'vault') {
       layer.root.type = 'vault-transit';
       layer.keystore.type = 'vault-kv';
+    } else if (type === 'aws' || type === 'aws-kms') {
+      layer.root.type = 'aws-kms'; // the keystore stays as configured (file by default)
     } else {
-      r.fail('RUSTFS_KMS_TYPE', 'one of local, vault', type);
+      r.fail(typeVar, 'one of local, vault, aws, aws-kms', type);
     }
-    set('root.type', 'RUSTFS_KMS_TYPE');
-    set('keystore.type', 'RUSTFS_KMS_TYPE');
+    set('root.type', typeVar);
+    if (layer.root.type !== 'aws-kms') set('keystore.type', typeVar);
+  }
+
+  const awsKms = (): NonNullable<Layer['root']['awsKms']> => (layer.root.awsKms ??= {});
+  const awsKeyId = get('RUSTFS_KMS_AWS_KEY_ID');
+  if (awsKeyId !== undefined) {
+    if (!AWS_KEY_ID_PATTERN.test(awsKeyId)) r.fail('RUSTFS_KMS_AWS_KEY_ID', 'an AWS KMS key id, key ARN, "alias/NAME" or alias ARN', awsKeyId);
+    awsKms().keyId = awsKeyId;
+    set('root.aws_kms.key_id', 'RUSTFS_KMS_AWS_KEY_ID');
+  }
+  const awsRegion = get('RUSTFS_KMS_AWS_REGION');
+  if (awsRegion !== undefined) {
+    if (!REGION_PATTERN.test(awsRegion)) r.fail('RUSTFS_KMS_AWS_REGION', 'an AWS region like "eu-west-1"', awsRegion);
+    awsKms().region = awsRegion;
+    set('root.aws_kms.region', 'RUSTFS_KMS_AWS_REGION');
+  }
+  const awsEndpointUrl = get('RUSTFS_KMS_AWS_ENDPOINT_URL');
+  if (awsEndpointUrl !== undefined) {
+    awsKms().endpoint = awsEndpoint(awsEndpointUrl, ctx('RUSTFS_KMS_AWS_ENDPOINT_URL'));
+    set('root.aws_kms.endpoint', 'RUSTFS_KMS_AWS_ENDPOINT_URL');
   }
 
   const address = get('RUSTFS_KMS_VAULT_ADDRESS');

@@ -14,7 +14,11 @@ export interface CloudOpenOptions {
 async function cloudService(config: DaemonConfig, options: CloudOpenOptions): Promise<CloudKeyService> {
   void options;
   switch (config.root.type) {
-    case 'aws-kms':
+    case 'aws-kms': {
+      if (config.root.awsKms === undefined) throw new Error('root.type is aws-kms but root.aws_kms.key_id is not set');
+      const { AwsKmsKeyService } = await import('../roots/aws-kms.js');
+      return AwsKmsKeyService.open(config.root.awsKms);
+    }
     case 'gcp-kms':
     case 'azure-keyvault':
       throw new Error(`root.type ${config.root.type} is not available in this build`);
