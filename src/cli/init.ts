@@ -13,6 +13,7 @@ import type { Out } from './daemon-commands.js';
 import { CliError } from './locate.js';
 import { bool, str, type Values } from './parse.js';
 import { initVaultTransit } from './init-vault.js';
+import { initAwsKms } from './init-aws.js';
 
 export interface InitStep {
   what: string;
@@ -89,6 +90,9 @@ async function root(steps: InitStep[], config: DaemonConfig, values: Values): Pr
     }
     case 'vault-transit':
       steps.push(await initVaultTransit(config));
+      return;
+    case 'aws-kms':
+      steps.push(await initAwsKms(config));
       return;
   }
 }
