@@ -168,6 +168,21 @@ describe.skipIf(REAL_AWS)(`throttling, errors and outage${REAL_AWS ? ` (${NEEDS_
     }
   });
 
+  it('a KMS slower than timeout_secs: BackendUnavailable within the deadline, cached keys unaffected', async () => {
+    await d.kms.createKey('cached-fast');
+    const sealed = (await d.kms.encrypt('cached-fast', Buffer.from('fast'))).ciphertext;
+    t.server!.delayMs = 5000; // > timeout_secs (3)
+    try {
+      const r = await codeOf(d.kms.createKey('too-slow'));
+      expect(r.code).toBe('BackendUnavailable');
+      expect(r.message).toContain(t.endpoint!);
+      expect((await d.kms.decrypt(sealed)).plaintext.toString()).toBe('fast');
+    } finally {
+      t.server!.delayMs = 0;
+    }
+    expect((await d.kms.createKey('in-time')).keyId).toBe('in-time');
+  });
+
   it('cloud-side rotation: versions wrapped before it still unwrap after a restart', async () => {
     await d.kms.createKey('pre-rotation');
     const sealed = (await d.kms.encrypt('pre-rotation', Buffer.from('old backing key'))).ciphertext;
