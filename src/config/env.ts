@@ -3,9 +3,11 @@
 import { KEY_ID_PATTERN } from '../keys/validation.js';
 import { FieldErrors, describe } from './errors.js';
 import type { RefineContext } from './field.js';
-import { NAMESPACE_PATTERN, NO_SPACE_PRINTABLE, filePath, vaultAddress } from './formats.js';
+import { NAMESPACE_PATTERN, NO_SPACE_PRINTABLE, REGION_PATTERN, filePath, vaultAddress } from './formats.js';
 import type { Layer } from './layer.js';
 import { AZURE_KEY_NAME_PATTERN, azureHttpsUrl } from './sections/root-azure-keyvault.js';
+import { AWS_KEY_ID_PATTERN, awsEndpoint } from './sections/root-aws-kms.js';
+import type { RootType } from './sections/root.js';
 import { LOG_LEVELS, KEY_ID_TEXT, retryAttemptsField, timeoutSecsField } from './sections/top-level.js';
 import type { ConfigEnv } from './types.js';
 
@@ -22,10 +24,13 @@ const range = (f: { minimum?: number; maximum?: number }): string => `integer ${
 /** Every environment variable the config reads, with its docs row. */
 export const ENV_BINDINGS: readonly EnvBinding[] = [
   { name: 'RUSTFS_KMS_CONFIG', sets: 'config file path', accepts: 'path (must exist)' },
-  { name: 'RUSTFS_KMS_TYPE', sets: '`root.type` and `keystore.type`', accepts: '`local` → `local` + `file`; `vault` → `vault-transit` + `vault-kv`; `azure` → `azure-keyvault` + `file`' },
+  { name: 'RUSTFS_KMS_TYPE', sets: '`root.type` and `keystore.type`', accepts: '`local` → `local` + `file`; `vault` → `vault-transit` + `vault-kv`; `aws`/`aws-kms` → `aws-kms`, `azure` → `azure-keyvault` (keystore unchanged: `file` by default)' },
   { name: 'RUSTFS_KMS_BACKEND', sets: 'the same as `RUSTFS_KMS_TYPE` (RustFS\'s name); if both are set they must agree', accepts: 'the values of `RUSTFS_KMS_TYPE`' },
   { name: 'RUSTFS_KMS_AZURE_VAULT_URL', sets: '`root.azure_keyvault.vault_url`', accepts: '`https://<vault>.vault.azure.net` URL' },
   { name: 'RUSTFS_KMS_AZURE_KEY_NAME', sets: '`root.azure_keyvault.key_name`', accepts: 'Key Vault key name (letters, digits, dashes; 1–127)' },
+  { name: 'RUSTFS_KMS_AWS_KEY_ID', sets: '`root.aws_kms.key_id`', accepts: 'key id, key ARN, `alias/NAME` or alias ARN' },
+  { name: 'RUSTFS_KMS_AWS_REGION', sets: '`root.aws_kms.region`', accepts: 'AWS region, e.g. `eu-west-1`' },
+  { name: 'RUSTFS_KMS_AWS_ENDPOINT_URL', sets: '`root.aws_kms.endpoint`', accepts: '`https://` URL (`http://` on loopback only)' },
   { name: 'RUSTFS_KMS_VAULT_ADDRESS', sets: '`root.vault.address`', accepts: '`http(s)://host[:port]` URL' },
   {
     name: 'RUSTFS_KMS_VAULT_TOKEN',
@@ -51,6 +56,13 @@ export const ENV_BINDINGS: readonly EnvBinding[] = [
   { name: 'RUSTFS_KMS_LOG_LEVEL', sets: '`log_level`', accepts: LOG_LEVELS.map((l) => `\`${l}\``).join(', ') },
   { name: 'RUSTFS_KMS_ALLOW_UNLOCKED_MEMORY', sets: '`allow_unlocked_memory`', accepts: '`1`/`true` or `0`/`false` (case-insensitive)' },
 ];
+
+/** RUSTFS_KMS_TYPE / RUSTFS_KMS_BACKEND values that name a cloud root (RustFS's spellings and ours). */
+const CLOUD_BACKENDS: Readonly<Record<string, RootType>> = {
+  aws: 'aws-kms',
+  'aws-kms': 'aws-kms',
+  azure: 'azure-keyvault',
+};
 
 /** Every environment variable this module reads. */
 export const CONFIG_ENV_VARS: readonly string[] = ENV_BINDINGS.map((b) => b.name);
@@ -107,14 +119,13 @@ export function applyEnv(layer: Layer, env: ConfigEnv, cwd: string): void {
     } else if (type === 'vault') {
       layer.root.type = 'vault-transit';
       layer.keystore.type = 'vault-kv';
-    } else if (type === 'azure') {
-      layer.root.type = 'azure-keyvault';
-      layer.keystore.type = 'file';
+    } else if (Object.hasOwn(CLOUD_BACKENDS, type)) {
+      layer.root.type = CLOUD_BACKENDS[type] as RootType; // the keystore stays as configured (file by default)
     } else {
-      r.fail(typeName, 'one of local, vault, azure', type);
+      r.fail(typeName, `one of local, vault, ${Object.keys(CLOUD_BACKENDS).join(', ')}`, type);
     }
     set('root.type', typeName);
-    set('keystore.type', typeName);
+    if (type === 'local' || type === 'vault') set('keystore.type', typeName);
   }
 
   const azure = (): NonNullable<Layer['root']['azureKeyvault']> => (layer.root.azureKeyvault ??= {});
@@ -129,6 +140,26 @@ export function applyEnv(layer: Layer, env: ConfigEnv, cwd: string): void {
     azure().keyName = azureKey;
     set('root.azure_keyvault.key_name', 'RUSTFS_KMS_AZURE_KEY_NAME');
   }
+
+  const awsKms = (): NonNullable<Layer['root']['awsKms']> => (layer.root.awsKms ??= {});
+  const awsKeyId = get('RUSTFS_KMS_AWS_KEY_ID');
+  if (awsKeyId !== undefined) {
+    if (!AWS_KEY_ID_PATTERN.test(awsKeyId)) r.fail('RUSTFS_KMS_AWS_KEY_ID', 'an AWS KMS key id, key ARN, "alias/NAME" or alias ARN', awsKeyId);
+    awsKms().keyId = awsKeyId;
+    set('root.aws_kms.key_id', 'RUSTFS_KMS_AWS_KEY_ID');
+  }
+  const awsRegion = get('RUSTFS_KMS_AWS_REGION');
+  if (awsRegion !== undefined) {
+    if (!REGION_PATTERN.test(awsRegion)) r.fail('RUSTFS_KMS_AWS_REGION', 'an AWS region like "eu-west-1"', awsRegion);
+    awsKms().region = awsRegion;
+    set('root.aws_kms.region', 'RUSTFS_KMS_AWS_REGION');
+  }
+  const awsEndpointUrl = get('RUSTFS_KMS_AWS_ENDPOINT_URL');
+  if (awsEndpointUrl !== undefined) {
+    awsKms().endpoint = awsEndpoint(awsEndpointUrl, ctx('RUSTFS_KMS_AWS_ENDPOINT_URL'));
+    set('root.aws_kms.endpoint', 'RUSTFS_KMS_AWS_ENDPOINT_URL');
+  }
+
 
   const address = get('RUSTFS_KMS_VAULT_ADDRESS');
   if (address !== undefined) {

@@ -11,6 +11,7 @@ import { DEFAULT_KV_MOUNT, KeystoreSection, type KeystoreConfig } from './sectio
 import { LimitsSection, type LimitsConfig } from './sections/limits.js';
 import type { RootConfig } from './sections/root.js';
 import { RootSection } from './sections/root.js';
+import { regionOfArn } from './sections/root-aws-kms.js';
 import { RootVaultSection, type VaultConfig } from './sections/root-vault.js';
 import type { AzureKeyVaultConfig } from './sections/root-azure-keyvault.js';
 import { PROD_SOCKET_GROUP, PROD_SOCKET_PATH, SocketSection } from './sections/socket.js';
@@ -139,8 +140,15 @@ export function finalize(layer: Layer, opts: FinalizeOptions): DaemonConfig {
     if (az.keyVersion !== undefined) azureKeyvault.keyVersion = az.keyVersion;
     if (az.caFile !== undefined) azureKeyvault.caFile = az.caFile;
   }
+  // root.aws_kms (credentials come from the AWS SDK's chain, never from here)
+  const awsLayer = layer.root.awsKms;
+  if (rootType === 'aws-kms' && awsLayer?.keyId === undefined) {
+    missing('root.aws_kms.key_id', 'a key id, key ARN or alias/NAME in root.aws_kms.key_id or RUSTFS_KMS_AWS_KEY_ID', `when root.type is aws-kms${setBy('root.type')}`);
+  }
+  const awsRegion = awsLayer?.region ?? (awsLayer?.keyId !== undefined ? regionOfArn(awsLayer.keyId) : undefined);
 
   const root: RootConfig = { type: rootType, local };
+  if (awsLayer?.keyId !== undefined) root.awsKms = { ...awsLayer, keyId: awsLayer.keyId, ...(awsRegion !== undefined ? { region: awsRegion } : {}) };
   if (pkcs11 !== undefined) root.pkcs11 = pkcs11;
   if (vault !== undefined) root.vault = vault;
   if (azureKeyvault !== undefined) root.azureKeyvault = azureKeyvault;

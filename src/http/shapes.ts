@@ -107,8 +107,9 @@ export function unavailableImpact(keyId: string): Record<string, unknown> {
 }
 
 /** RustFS's backend spellings: KmsStatus uses the kebab form, service-status the enum form. */
-export function backendKebab(d: DeploymentInfo | undefined): 'local' | 'vault-kv2' | 'vault-transit' | 'unknown' {
+export function backendKebab(d: DeploymentInfo | undefined): 'local' | 'vault-kv2' | 'vault-transit' | 'aws' | 'unknown' {
   if (d === undefined) return 'unknown';
+  if (d.rootType === 'aws-kms') return 'aws';
   if (d.keystoreType === 'vault-kv') return 'vault-kv2';
   if (d.rootType === 'vault-transit') return 'vault-transit';
   return d.rootType === 'local' ? 'local' : 'unknown';

@@ -20,7 +20,11 @@ async function cloudService(config: DaemonConfig, options: CloudOpenOptions): Pr
       const { openAzureKeyVault } = await import('../roots/azure-keyvault.js');
       return openAzureKeyVault(azure, options.env);
     }
-    case 'aws-kms':
+    case 'aws-kms': {
+      if (config.root.awsKms === undefined) throw new Error('root.type is aws-kms but root.aws_kms.key_id is not set');
+      const { AwsKmsKeyService } = await import('../roots/aws-kms.js');
+      return AwsKmsKeyService.open(config.root.awsKms);
+    }
     case 'gcp-kms':
       throw new Error(`root.type ${config.root.type} is not available in this build`);
     default:
