@@ -5,6 +5,7 @@ import { FieldErrors, describe } from './errors.js';
 import type { RefineContext } from './field.js';
 import { NAMESPACE_PATTERN, NO_SPACE_PRINTABLE, filePath, vaultAddress } from './formats.js';
 import type { Layer } from './layer.js';
+import { GCP_KEY_NAME_PATTERN } from './sections/root-gcp-kms.js';
 import { LOG_LEVELS, KEY_ID_TEXT, retryAttemptsField, timeoutSecsField } from './sections/top-level.js';
 import type { ConfigEnv } from './types.js';
 
@@ -21,7 +22,9 @@ const range = (f: { minimum?: number; maximum?: number }): string => `integer ${
 /** Every environment variable the config reads, with its docs row. */
 export const ENV_BINDINGS: readonly EnvBinding[] = [
   { name: 'RUSTFS_KMS_CONFIG', sets: 'config file path', accepts: 'path (must exist)' },
-  { name: 'RUSTFS_KMS_TYPE', sets: '`root.type` and `keystore.type`', accepts: '`local` → `local` + `file`; `vault` → `vault-transit` + `vault-kv`' },
+  { name: 'RUSTFS_KMS_TYPE', sets: '`root.type` and `keystore.type`', accepts: '`local` → `local` + `file`; `vault` → `vault-transit` + `vault-kv`; `gcp` → `gcp-kms` + `file`' },
+  { name: 'RUSTFS_KMS_BACKEND', sets: 'the same as `RUSTFS_KMS_TYPE` (RustFS\'s name)', accepts: 'the values of `RUSTFS_KMS_TYPE`; if both are set, they must be equal' },
+  { name: 'RUSTFS_KMS_GCP_KEY_NAME', sets: '`root.gcp_kms.key_name`', accepts: '`projects/P/locations/L/keyRings/R/cryptoKeys/K`' },
   { name: 'RUSTFS_KMS_VAULT_ADDRESS', sets: '`root.vault.address`', accepts: '`http(s)://host[:port]` URL' },
   {
     name: 'RUSTFS_KMS_VAULT_TOKEN',
@@ -89,7 +92,12 @@ export function applyEnv(layer: Layer, env: ConfigEnv, cwd: string): void {
   };
   const vault = (): NonNullable<Layer['root']['vault']> => (layer.root.vault ??= {});
 
-  const type = get('RUSTFS_KMS_TYPE');
+  const typeVar = get('RUSTFS_KMS_TYPE') !== undefined ? 'RUSTFS_KMS_TYPE' : 'RUSTFS_KMS_BACKEND';
+  const type = get(typeVar);
+  const backend = get('RUSTFS_KMS_BACKEND');
+  if (typeVar === 'RUSTFS_KMS_TYPE' && backend !== undefined && backend !== type) {
+    r.failDetail('RUSTFS_KMS_BACKEND', `the same value as RUSTFS_KMS_TYPE (${describe(type)})`, `expected the same value as RUSTFS_KMS_TYPE (${describe(type)}), got ${describe(backend)}`);
+  }
   if (type !== undefined) {
     if (type === 'local') {
       layer.root.type = 'local';
@@ -97,11 +105,20 @@ export function applyEnv(layer: Layer, env: ConfigEnv, cwd: string): void {
     } else if (type === 'vault') {
       layer.root.type = 'vault-transit';
       layer.keystore.type = 'vault-kv';
+    } else if (type === 'gcp') {
+      layer.root.type = 'gcp-kms';
+      layer.keystore.type = 'file';
     } else {
-      r.fail('RUSTFS_KMS_TYPE', 'one of local, vault', type);
+      r.fail(typeVar, 'one of local, vault, gcp', type);
     }
-    set('root.type', 'RUSTFS_KMS_TYPE');
-    set('keystore.type', 'RUSTFS_KMS_TYPE');
+    set('root.type', typeVar);
+    set('keystore.type', typeVar);
+  }
+  const gcpKeyName = get('RUSTFS_KMS_GCP_KEY_NAME');
+  if (gcpKeyName !== undefined) {
+    if (!GCP_KEY_NAME_PATTERN.test(gcpKeyName)) r.fail('RUSTFS_KMS_GCP_KEY_NAME', 'a Cloud KMS key name like "projects/P/locations/L/keyRings/R/cryptoKeys/K"', gcpKeyName);
+    (layer.root.gcpKms ??= {}).keyName = gcpKeyName;
+    set('root.gcp_kms.key_name', 'RUSTFS_KMS_GCP_KEY_NAME');
   }
 
   const address = get('RUSTFS_KMS_VAULT_ADDRESS');

@@ -81,6 +81,12 @@ export function finalize(layer: Layer, opts: FinalizeOptions): DaemonConfig {
     }
   }
 
+  // root.gcp_kms
+  const gcpKms = layer.root.gcpKms;
+  if (rootType === 'gcp-kms' && gcpKms?.keyName === undefined) {
+    missing('root.gcp_kms.key_name', 'a Cloud KMS key name in root.gcp_kms.key_name or RUSTFS_KMS_GCP_KEY_NAME', `when root.type is gcp-kms${setBy('root.type')}`);
+  }
+
   // keystore and root.vault
   const vaultNeeded = rootType === 'vault-transit' || keystoreType === 'vault-kv';
   const when =
@@ -127,6 +133,7 @@ export function finalize(layer: Layer, opts: FinalizeOptions): DaemonConfig {
   const root: RootConfig = { type: rootType, local };
   if (pkcs11 !== undefined) root.pkcs11 = pkcs11;
   if (vault !== undefined) root.vault = vault;
+  if (gcpKms?.keyName !== undefined) root.gcpKms = { ...gcpKms, keyName: gcpKms.keyName };
 
   const limits = { ...defaultsOf(LimitsSection), ...layer.limits } as LimitsConfig;
   if (limits.maxBufferedBytes < limits.maxFrameBytes) {

@@ -5,6 +5,7 @@ import type { DaemonConfig } from '../config/index.js';
 import type { Logger } from '../logging.js';
 import { CloudRoot, type CloudKeyService } from '../roots/cloud.js';
 import type { RootOfTrust } from '../roots/types.js';
+import { openGcpKms } from './gcp-kms-wiring.js';
 
 export interface CloudOpenOptions {
   logger: Logger;
@@ -14,8 +15,9 @@ export interface CloudOpenOptions {
 async function cloudService(config: DaemonConfig, options: CloudOpenOptions): Promise<CloudKeyService> {
   void options;
   switch (config.root.type) {
-    case 'aws-kms':
     case 'gcp-kms':
+      return openGcpKms(config, options);
+    case 'aws-kms':
     case 'azure-keyvault':
       throw new Error(`root.type ${config.root.type} is not available in this build`);
     default:

@@ -515,7 +515,7 @@ describe('bad values', () => {
     { name: 'mlockall yes', yaml: 'hardening: { mlockall: yes }', field: 'hardening.mlockall', expect: /false or nothing, got "yes"/ },
     { name: 'mlockall true (removed)', yaml: 'hardening: { mlockall: true }', field: 'hardening.mlockall', expect: /was removed: .*madvise\(MADV_DONTNEED\)/ },
     { name: 'allow_unlocked_memory string', yaml: 'allow_unlocked_memory: "true"', field: 'allow_unlocked_memory', expect: /true or false/ },
-    { name: 'unknown root type', yaml: 'root: { type: hsm }', field: 'root.type', expect: /one of local, pkcs11, vault-transit, got "hsm"/ },
+    { name: 'unknown root type', yaml: 'root: { type: hsm }', field: 'root.type', expect: /one of local, pkcs11, vault-transit, aws-kms, gcp-kms, azure-keyvault, got "hsm"/ },
     { name: 'unknown keystore type', yaml: 'keystore: { type: s3 }', field: 'keystore.type', expect: /one of file, vault-kv/ },
     { name: 'bad default key id', yaml: 'default_key_id: "-bad"', field: 'default_key_id', expect: /key id matching/ },
     { name: 'numeric default key id unquoted', yaml: 'default_key_id: 2024', field: 'default_key_id', expect: /put it in quotes/ },
@@ -754,7 +754,7 @@ describe('environment variables', () => {
   it('a bad RUSTFS_KMS_TYPE names the variable and the allowed values', () => {
     const e = envError({ RUSTFS_KMS_TYPE: 'vault-transit' });
     expect(e.field).toBe('RUSTFS_KMS_TYPE');
-    expect(e.message).toBe('config: RUSTFS_KMS_TYPE: expected one of local, vault, got "vault-transit"');
+    expect(e.message).toBe('config: RUSTFS_KMS_TYPE: expected one of local, vault, gcp, got "vault-transit"');
   });
 
   it('RUSTFS_KMS_VAULT_ADDRESS must be an http(s) URL; credentials in it are not echoed', () => {

@@ -68,7 +68,7 @@ describe('config.schema.json', () => {
     const limits = props.limits?.properties ?? {};
     expect(limits.max_frame_bytes).toMatchObject({ type: 'integer', minimum: 1024, maximum: 16_777_216, default: 1_048_576 });
     expect(typeof limits.max_frame_bytes?.description).toBe('string');
-    expect(props.root?.properties?.type).toMatchObject({ type: 'string', enum: ['local', 'pkcs11', 'vault-transit'], default: 'local' });
+    expect(props.root?.properties?.type).toMatchObject({ type: 'string', enum: ['local', 'pkcs11', 'vault-transit', 'aws-kms', 'gcp-kms', 'azure-keyvault'], default: 'local' });
     expect(props.socket?.properties?.mode).toMatchObject({ type: 'string', pattern: '^0?[0-7]{3}$', default: '0660' });
     expect(props.admin_http?.required).toEqual(['listen', 'access_key', 'secret_key_file']);
 

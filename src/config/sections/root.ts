@@ -2,6 +2,7 @@
 import type { Static } from '@sinclair/typebox';
 import type { FieldErrors } from '../errors.js';
 import { oneOf, optional, section } from '../field.js';
+import { RootGcpKmsSection, readRootGcpKms, type GcpKmsConfig, type GcpKmsLayer } from './root-gcp-kms.js';
 import { RootLocalSection, readRootLocal, type RootLocalConfig, type RootLocalLayer } from './root-local.js';
 import { RootPkcs11Section, readRootPkcs11, type Pkcs11Config } from './root-pkcs11.js';
 import { RootVaultSection, readRootVault, type VaultConfig, type VaultLayer } from './root-vault.js';
@@ -15,6 +16,7 @@ export const RootSection = section(
     local: optional(RootLocalSection),
     pkcs11: optional(RootPkcs11Section),
     vault: optional(RootVaultSection),
+    gcp_kms: optional(RootGcpKmsSection),
   },
   { description: 'Root of trust: the thing that wraps key material.' },
 );
@@ -24,6 +26,7 @@ export interface RootConfig {
   local: RootLocalConfig;
   pkcs11?: Pkcs11Config;
   vault?: VaultConfig;
+  gcpKms?: GcpKmsConfig;
 }
 
 export interface RootLayer {
@@ -31,6 +34,7 @@ export interface RootLayer {
   local: RootLocalLayer;
   pkcs11?: Pkcs11Config;
   vault?: VaultLayer;
+  gcpKms?: GcpKmsLayer;
 }
 
 export function readRoot(s: Static<typeof RootSection>, r: FieldErrors): RootLayer {
@@ -38,5 +42,6 @@ export function readRoot(s: Static<typeof RootSection>, r: FieldErrors): RootLay
   if (s.type !== undefined) out.type = s.type;
   if (s.pkcs11 !== undefined) out.pkcs11 = readRootPkcs11(s.pkcs11, r);
   if (s.vault !== undefined) out.vault = readRootVault(s.vault, r);
+  if (s.gcp_kms !== undefined) out.gcpKms = readRootGcpKms(s.gcp_kms);
   return out;
 }
