@@ -29,9 +29,37 @@ export class GcpKmsError extends Error {
   }
 }
 
+interface GoogleErrorBody {
+  status?: unknown;
+  message?: unknown;
+}
+
+/**
+ * Google's error JSON ({"error":{"code","message","status"}}) when the REST transport's HTTP client
+ * rejected a non-2xx answer with the body as its message or response data, instead of decoding it.
+ */
+function googleErrorBody(err: unknown): GoogleErrorBody | undefined {
+  const e = err as { message?: unknown; response?: { data?: unknown } } | null;
+  for (const candidate of [e?.response?.data, e?.message]) {
+    let json: unknown = candidate;
+    if (typeof candidate === 'string') {
+      try {
+        json = JSON.parse(candidate);
+      } catch {
+        continue;
+      }
+    }
+    const body = (json as { error?: GoogleErrorBody } | null)?.error;
+    if (typeof body === 'object' && body !== null && typeof body.status === 'string') return body;
+  }
+  return undefined;
+}
+
 /** Cloud KMS's error code name for any failure the SDK or its HTTP client throws. */
 export function gcpErrorCode(err: unknown): string {
   if (err instanceof GcpKmsError) return err.status;
+  const body = googleErrorBody(err);
+  if (body !== undefined) return String(body.status);
   const e = err as { code?: unknown; name?: unknown; status?: unknown; response?: { status?: unknown } } | null;
   if (typeof e?.code === 'number' && GRPC_CODES[e.code] !== undefined) return GRPC_CODES[e.code] as string;
   if (typeof e?.code === 'string' && e.code !== '') return e.code;
@@ -46,7 +74,8 @@ export function gcpErrorCode(err: unknown): string {
 
 export function classifyGcpError(err: unknown): CloudFailure {
   const code = gcpErrorCode(err);
-  const raw = err instanceof Error ? err.message : String(err);
+  const body = googleErrorBody(err);
+  const raw = typeof body?.message === 'string' ? body.message : err instanceof Error ? err.message : String(err);
   // The SDK prefixes "3 INVALID_ARGUMENT: "; keep the cloud's sentence only, on one line.
   const message = raw.replace(/^[0-9]+ [A-Z_]+: /, '').replace(/\s+/g, ' ').slice(0, 300);
   return {
