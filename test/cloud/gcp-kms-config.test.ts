@@ -49,6 +49,12 @@ describe('root.gcp_kms config', () => {
     expect(configError(`root: { type: gcp-kms, gcp_kms: { key_name: "${KEY}", endpoint: "https://kms.example.com/v1" } }`)).toContain('with no path');
   });
 
+  it('refuses a credential in the file, pointing at credentials_file', () => {
+    const msg = configError(`root: { type: gcp-kms, gcp_kms: { key_name: "${KEY}", private_key: "-----BEGIN PRIVATE KEY-----" } }`);
+    expect(msg).toContain('root.gcp_kms.private_key: not accepted here; expected credentials_file or the GOOGLE_APPLICATION_CREDENTIALS environment variable');
+    expect(msg).not.toContain('BEGIN PRIVATE KEY');
+  });
+
   it('RUSTFS_KMS_TYPE=gcp, RUSTFS_KMS_BACKEND=gcp and RUSTFS_KMS_GCP_KEY_NAME select the root', () => {
     for (const name of ['RUSTFS_KMS_TYPE', 'RUSTFS_KMS_BACKEND']) {
       const c = configFromYaml('', { env: { [name]: 'gcp', RUSTFS_KMS_GCP_KEY_NAME: KEY } });
@@ -99,6 +105,10 @@ describe('gcp-kms credentials on the real daemon', () => {
     const r = await runDaemonExpectingExit({ dir: makeTempDir('kms-gcp-'), config: gcpYaml(o), env: gcpDaemonEnv(o) });
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain(`root.gcp_kms.credentials_file ${loose} has mode 0644`);
+    const adc = { target, credentialsFile: loose, credentialsInConfig: false };
+    const r2 = await runDaemonExpectingExit({ dir: makeTempDir('kms-gcp-'), config: gcpYaml(adc), env: gcpDaemonEnv(adc) });
+    expect(r2.code).not.toBe(0);
+    expect(r2.stderr).toContain(`GOOGLE_APPLICATION_CREDENTIALS file ${loose} has mode 0644`);
   });
 
   it.skipIf(REAL_GCP)(`names PERMISSION_DENIED and the missing permission${REAL_GCP ? ` (${NEEDS_TEST_SERVER})` : ''}`, async () => {

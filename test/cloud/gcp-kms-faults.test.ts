@@ -52,6 +52,19 @@ describe.skipIf(REAL_GCP)(`gcp-kms root: outage, throttling, errors${REAL_GCP ? 
     expect((await codeOf(host.kms.describeKey('never'))).code).toBe('KeyNotFound');
   });
 
+  it('a slow Cloud KMS is cut off at timeout_secs with DEADLINE_EXCEEDED', async () => {
+    const server = target.server!;
+    server.delayMs = 5000; // > timeout_secs (3)
+    try {
+      const r = await codeOf(host.kms.createKey('slow'));
+      expect(r.code).toBe('BackendUnavailable');
+      expect(r.message).toContain('DEADLINE_EXCEEDED');
+    } finally {
+      server.delayMs = 0;
+    }
+    expect((await codeOf(host.kms.describeKey('slow'))).code).toBe('KeyNotFound');
+  });
+
   it('while Cloud KMS is down, cached versions keep serving past their idle TTL; creates and rotations fail cleanly', async () => {
     const sealed = await host.kms.encrypt('hot', Buffer.from('sealed before'), { context: ctx });
     await target.server!.down();

@@ -35,6 +35,8 @@ export function gcpEndpoint(v: string, ctx: RefineContext): string {
 }
 gcpEndpoint.expected = ENDPOINT_TEXT;
 
+const SECRET_HINT_GCP = 'credentials_file or the GOOGLE_APPLICATION_CREDENTIALS environment variable (a service-account key file; no secrets in the config file)';
+
 export const RootGcpKmsSection = section(
   {
     key_name: optional(str({
@@ -56,7 +58,10 @@ export const RootGcpKmsSection = section(
       description: 'Cloud KMS endpoint, for a Private Service Connect endpoint or tests. TLS is always verified; `http://` is accepted for a loopback address only.',
     })),
   },
-  { description: 'Required, with `key_name`, when `root.type` is `gcp-kms` (Google Cloud KMS). Needs the optional package `@google-cloud/kms`.' },
+  {
+    description: 'Required, with `key_name`, when `root.type` is `gcp-kms` (Google Cloud KMS). Needs the optional package `@google-cloud/kms`.',
+    hints: { private_key: SECRET_HINT_GCP, credentials: SECRET_HINT_GCP, credentials_json: SECRET_HINT_GCP },
+  },
 );
 
 export interface GcpKmsConfig {
