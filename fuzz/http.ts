@@ -4,11 +4,12 @@
 // client keeps working. Fails when the daemon dies, the good client sees an error, or the
 // refusals write more audit bytes than the budget (aggregation: one line per source and code and
 // interval; issue 11, item 3).
+import { rssKiB, waitForSocket } from './process.js';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
-import { connect, createServer } from 'node:net';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KmsClient } from '../src/rpc/client.js';
@@ -42,18 +43,6 @@ function freePort(): Promise<number> {
   });
 }
 
-async function waitForSocket(path: string): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = connect(path);
-      s.once('connect', () => { s.destroy(); resolve(true); });
-      s.once('error', () => resolve(false));
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error('daemon did not start');
-}
 
 function text(rand: () => number, max: number): string {
   const n = Math.floor(rand() * max);
@@ -81,10 +70,6 @@ function hostile(agent: Agent, port: number, rand: () => number): Promise<number
   });
 }
 
-function rssKiB(pid: number): number {
-  const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m === null ? 0 : Number(m[1]);
-}
 
 /** Runs the whole HTTP flood; returns the process exit code (0: passed). */
 export async function runHttpFuzz(options: HttpFuzzOptions): Promise<number> {

@@ -3,9 +3,9 @@
 // correct for the well-behaved client. frames: hostile frames; connections: floods past
 // max_connections (set to 8 for the run); partial: frames announced and never finished; http:
 // unsigned and forged requests to the admin API (fuzz/http.ts).
+import { fdCount, rssKiB, waitForSocket } from './process.js';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -26,27 +26,8 @@ const connections = Number(values.connections ?? 16);
 const seed = Number(values.seed ?? Date.now() % 1_000_000);
 if (mode === 'http') process.exit(await runHttpFuzz({ seconds, connections, seed })); // fuzz/http.ts
 
-function fdCount(pid: number): number {
-  return readdirSync(`/proc/${pid}/fd`).length;
-}
 
-function rssKiB(pid: number): number {
-  const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m === null ? 0 : Number(m[1]);
-}
 
-async function waitForSocket(path: string): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = connect(path);
-      s.once('connect', () => { s.destroy(); resolve(true); });
-      s.once('error', () => resolve(false));
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error('daemon did not start');
-}
 
 const dir = mkdtempSync(join(tmpdir(), 'rustfs-kms-fuzz-'));
 const socketPath = join(dir, 'kms.sock');

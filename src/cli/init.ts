@@ -14,6 +14,7 @@ import { CliError } from './locate.js';
 import { bool, str, type Values } from './parse.js';
 import { initGcpKms } from './init-gcp.js';
 import { initVaultTransit } from './init-vault.js';
+import { initAzureKeyVault } from './init-azure.js';
 
 export interface InitStep {
   what: string;
@@ -93,6 +94,9 @@ async function root(steps: InitStep[], config: DaemonConfig, values: Values): Pr
       return;
     case 'gcp-kms':
       steps.push(await initGcpKms(config));
+      return;
+    case 'azure-keyvault':
+      steps.push(await initAzureKeyVault(config));
       return;
   }
 }

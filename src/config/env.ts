@@ -5,6 +5,7 @@ import { FieldErrors, describe } from './errors.js';
 import type { RefineContext } from './field.js';
 import { NAMESPACE_PATTERN, NO_SPACE_PRINTABLE, filePath, vaultAddress } from './formats.js';
 import type { Layer } from './layer.js';
+import { AZURE_KEY_NAME_PATTERN, azureHttpsUrl } from './sections/root-azure-keyvault.js';
 import { GCP_KEY_NAME_PATTERN } from './sections/root-gcp-kms.js';
 import { LOG_LEVELS, KEY_ID_TEXT, retryAttemptsField, timeoutSecsField } from './sections/top-level.js';
 import type { ConfigEnv } from './types.js';
@@ -22,8 +23,10 @@ const range = (f: { minimum?: number; maximum?: number }): string => `integer ${
 /** Every environment variable the config reads, with its docs row. */
 export const ENV_BINDINGS: readonly EnvBinding[] = [
   { name: 'RUSTFS_KMS_CONFIG', sets: 'config file path', accepts: 'path (must exist)' },
-  { name: 'RUSTFS_KMS_TYPE', sets: '`root.type` and `keystore.type`', accepts: '`local` → `local` + `file`; `vault` → `vault-transit` + `vault-kv`; `gcp` → `gcp-kms` + `file`' },
-  { name: 'RUSTFS_KMS_BACKEND', sets: 'the same as `RUSTFS_KMS_TYPE` (RustFS\'s name)', accepts: 'the values of `RUSTFS_KMS_TYPE`; if both are set, they must be equal' },
+  { name: 'RUSTFS_KMS_TYPE', sets: '`root.type` and `keystore.type`', accepts: '`local` → `local` + `file`; `vault` → `vault-transit` + `vault-kv`; `azure` → `azure-keyvault` + `file`; `gcp` → `gcp-kms` + `file`' },
+  { name: 'RUSTFS_KMS_BACKEND', sets: 'the same as `RUSTFS_KMS_TYPE` (RustFS\'s name); if both are set they must agree', accepts: 'the values of `RUSTFS_KMS_TYPE`' },
+  { name: 'RUSTFS_KMS_AZURE_VAULT_URL', sets: '`root.azure_keyvault.vault_url`', accepts: '`https://<vault>.vault.azure.net` URL' },
+  { name: 'RUSTFS_KMS_AZURE_KEY_NAME', sets: '`root.azure_keyvault.key_name`', accepts: 'Key Vault key name (letters, digits, dashes; 1–127)' },
   { name: 'RUSTFS_KMS_GCP_KEY_NAME', sets: '`root.gcp_kms.key_name`', accepts: '`projects/P/locations/L/keyRings/R/cryptoKeys/K`' },
   { name: 'RUSTFS_KMS_VAULT_ADDRESS', sets: '`root.vault.address`', accepts: '`http(s)://host[:port]` URL' },
   {
@@ -92,10 +95,11 @@ export function applyEnv(layer: Layer, env: ConfigEnv, cwd: string): void {
   };
   const vault = (): NonNullable<Layer['root']['vault']> => (layer.root.vault ??= {});
 
-  const typeVar = get('RUSTFS_KMS_TYPE') !== undefined ? 'RUSTFS_KMS_TYPE' : 'RUSTFS_KMS_BACKEND';
-  const type = get(typeVar);
+  // RustFS names the backend RUSTFS_KMS_BACKEND; both are accepted, and must agree when both are set.
+  const typeName = get('RUSTFS_KMS_TYPE') !== undefined ? 'RUSTFS_KMS_TYPE' : 'RUSTFS_KMS_BACKEND';
+  const type = get(typeName);
   const backend = get('RUSTFS_KMS_BACKEND');
-  if (typeVar === 'RUSTFS_KMS_TYPE' && backend !== undefined && backend !== type) {
+  if (type !== undefined && backend !== undefined && backend !== type) {
     r.failDetail('RUSTFS_KMS_BACKEND', `the same value as RUSTFS_KMS_TYPE (${describe(type)})`, `expected the same value as RUSTFS_KMS_TYPE (${describe(type)}), got ${describe(backend)}`);
   }
   if (type !== undefined) {
@@ -105,14 +109,30 @@ export function applyEnv(layer: Layer, env: ConfigEnv, cwd: string): void {
     } else if (type === 'vault') {
       layer.root.type = 'vault-transit';
       layer.keystore.type = 'vault-kv';
+    } else if (type === 'azure') {
+      layer.root.type = 'azure-keyvault';
+      layer.keystore.type = 'file';
     } else if (type === 'gcp') {
       layer.root.type = 'gcp-kms';
       layer.keystore.type = 'file';
     } else {
-      r.fail(typeVar, 'one of local, vault, gcp', type);
+      r.fail(typeName, 'one of local, vault, azure, gcp', type);
     }
-    set('root.type', typeVar);
-    set('keystore.type', typeVar);
+    set('root.type', typeName);
+    set('keystore.type', typeName);
+  }
+
+  const azure = (): NonNullable<Layer['root']['azureKeyvault']> => (layer.root.azureKeyvault ??= {});
+  const azureUrl = get('RUSTFS_KMS_AZURE_VAULT_URL');
+  if (azureUrl !== undefined) {
+    azure().vaultUrl = azureHttpsUrl(azureUrl, ctx('RUSTFS_KMS_AZURE_VAULT_URL'));
+    set('root.azure_keyvault.vault_url', 'RUSTFS_KMS_AZURE_VAULT_URL');
+  }
+  const azureKey = get('RUSTFS_KMS_AZURE_KEY_NAME');
+  if (azureKey !== undefined) {
+    if (!AZURE_KEY_NAME_PATTERN.test(azureKey)) r.fail('RUSTFS_KMS_AZURE_KEY_NAME', 'a Key Vault key name of 1 to 127 letters, digits and dashes', azureKey);
+    azure().keyName = azureKey;
+    set('root.azure_keyvault.key_name', 'RUSTFS_KMS_AZURE_KEY_NAME');
   }
   const gcpKeyName = get('RUSTFS_KMS_GCP_KEY_NAME');
   if (gcpKeyName !== undefined) {

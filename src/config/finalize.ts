@@ -12,6 +12,7 @@ import { LimitsSection, type LimitsConfig } from './sections/limits.js';
 import type { RootConfig } from './sections/root.js';
 import { RootSection } from './sections/root.js';
 import { RootVaultSection, type VaultConfig } from './sections/root-vault.js';
+import type { AzureKeyVaultConfig } from './sections/root-azure-keyvault.js';
 import { PROD_SOCKET_GROUP, PROD_SOCKET_PATH, SocketSection } from './sections/socket.js';
 import { DEV_STATE_DIR_NAME, PROD_STATE_DIR, topLevelFields } from './sections/top-level.js';
 import type { ConfigEnv, DaemonConfig } from './types.js';
@@ -130,10 +131,26 @@ export function finalize(layer: Layer, opts: FinalizeOptions): DaemonConfig {
     }
   }
 
+  // root.azure_keyvault: required when it is the root; otherwise kept only when complete.
+  const az = layer.root.azureKeyvault;
+  let azureKeyvault: AzureKeyVaultConfig | undefined;
+  if (rootType === 'azure-keyvault') {
+    const azWhen = `when root.type is azure-keyvault${setBy('root.type')}`;
+    if (az?.vaultUrl === undefined) missing('root.azure_keyvault.vault_url', 'an https URL in root.azure_keyvault.vault_url or RUSTFS_KMS_AZURE_VAULT_URL', azWhen);
+    if (az.keyName === undefined) missing('root.azure_keyvault.key_name', 'a key name in root.azure_keyvault.key_name or RUSTFS_KMS_AZURE_KEY_NAME', azWhen);
+    if (az.auth === undefined) missing('root.azure_keyvault.auth', 'root.azure_keyvault.auth (method client-secret, workload-identity or managed-identity)', azWhen);
+  }
+  if (az?.vaultUrl !== undefined && az.keyName !== undefined && az.auth !== undefined) {
+    azureKeyvault = { vaultUrl: az.vaultUrl, keyName: az.keyName, auth: az.auth };
+    if (az.keyVersion !== undefined) azureKeyvault.keyVersion = az.keyVersion;
+    if (az.caFile !== undefined) azureKeyvault.caFile = az.caFile;
+  }
+
   const root: RootConfig = { type: rootType, local };
   if (pkcs11 !== undefined) root.pkcs11 = pkcs11;
   if (vault !== undefined) root.vault = vault;
   if (gcpKms?.keyName !== undefined) root.gcpKms = { ...gcpKms, keyName: gcpKms.keyName };
+  if (azureKeyvault !== undefined) root.azureKeyvault = azureKeyvault;
 
   const limits = { ...defaultsOf(LimitsSection), ...layer.limits } as LimitsConfig;
   if (limits.maxBufferedBytes < limits.maxFrameBytes) {

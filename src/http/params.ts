@@ -68,7 +68,8 @@ export function optStringMap(obj: Record<string, unknown> | undefined, name: str
   const v = obj?.[name];
   if (v === undefined || v === null) return undefined;
   if (typeof v !== 'object' || Array.isArray(v)) throw badJson(`invalid JSON: ${name} must be an object of strings`);
-  const out: Record<string, string> = {};
+  // Null prototype: a "__proto__" tag stays a tag (and is refused by the tag check), not a setter call.
+  const out = Object.create(null) as Record<string, string>;
   for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
     if (typeof x !== 'string') throw badJson(`invalid JSON: ${name}[${JSON.stringify(k.slice(0, 64))}] must be a string`);
     out[k] = x;

@@ -14,7 +14,8 @@ import type { RawQuery } from './sigv4.js';
 import type { AdminAction } from '../access/actions.js';
 import type { Authorizer } from '../ops/pipeline.js';
 import type { ErrorStyle } from './errors.js';
-import { MADMIN_ROUTES, keyCreateRoute, keyListRoute, keyStatusRoute, kmsStatusRoute } from './madmin.js';
+import { KEY_PARAMS, MADMIN_ROUTES, keyCreateRoute, keyListRoute, keyParam, keyStatusRoute, kmsStatusRoute } from './madmin.js';
+import { bad, single } from './params.js';
 import { RUSTFS_CONTRACT_ROUTES } from './rustfs-routes.js';
 import type { DeploymentInfo } from './shapes.js';
 
@@ -124,28 +125,6 @@ export function httpStatus(code: ErrorCode | string): number {
 }
 
 // ---- parameters --------------------------------------------------------------------------------
-
-function bad(message: string): KmsError {
-  return new KmsError('InvalidRequest', message);
-}
-
-function single(query: RawQuery, name: string): string | undefined {
-  const values = query.get(name);
-  if (values === undefined) return undefined;
-  if (values.length > 1) throw bad(`query parameter ${name} is given ${values.length} times`);
-  return values[0];
-}
-
-const KEY_PARAMS = ['keyName', 'key-id'] as const;
-
-/** The key named by `keyName` or MinIO's `key-id` (either; both only when equal). */
-function keyParam(req: RouteRequest): string | undefined {
-  const a = single(req.query, 'keyName');
-  const b = single(req.query, 'key-id');
-  if (a !== undefined && b !== undefined && a !== b) throw bad('keyName and key-id name different keys; give one of them');
-  const v = a ?? b;
-  return v === undefined || v === '' ? undefined : v;
-}
 
 function requiredKey(req: RouteRequest): string {
   const key = keyParam(req);

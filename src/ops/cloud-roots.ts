@@ -17,8 +17,13 @@ async function cloudService(config: DaemonConfig, options: CloudOpenOptions): Pr
   switch (config.root.type) {
     case 'gcp-kms':
       return openGcpKms(config, options);
+    case 'azure-keyvault': {
+      const azure = config.root.azureKeyvault;
+      if (azure === undefined) throw new Error('root.type is azure-keyvault but the root.azure_keyvault section is missing');
+      const { openAzureKeyVault } = await import('../roots/azure-keyvault.js');
+      return openAzureKeyVault(azure, options.env);
+    }
     case 'aws-kms':
-    case 'azure-keyvault':
       throw new Error(`root.type ${config.root.type} is not available in this build`);
     default:
       throw new Error(`root.type ${config.root.type} is not a cloud root`);

@@ -46,6 +46,7 @@ export class Refusals {
       socket.once('finish', () => socket.destroy());
     } else {
       socket.once('end', () => socket.destroy());
+      socket.resume(); // read and drop what the peer still sends (a socket accepted paused included)
     }
     socket.end(answer);
   }

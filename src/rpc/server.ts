@@ -103,7 +103,9 @@ export class SocketServer {
       return;
     }
     if (this.connections.size >= this.limits.maxConnections) {
-      this.refusals.refuse(socket, encodeError(0, 'Busy', `too many connections; the limit is ${this.limits.maxConnections}`));
+      // Drained, not cut at once: a client that wrote its first request must still read this answer
+      // (closing with its bytes unread would fail its write with EPIPE before it sees Busy).
+      this.refusals.refuse(socket, encodeError(0, 'Busy', `too many connections; the limit is ${this.limits.maxConnections}`), REFUSAL_DEADLINE_MS);
       return;
     }
     const connection = new Connection(socket, caller, this.pipeline, this.limits, this.budget, this.refusals, () => {

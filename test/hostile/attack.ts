@@ -94,7 +94,7 @@ function u32(n: number): Buffer {
  * How many of `needles` (each ≥ 8 bytes) occur anywhere in the readable memory of process `pid`.
  * Reads every readable mapping through /proc/PID/mem (root, or ptrace rights over the process).
  */
-export function findInMemory(pid: number, needles: readonly Buffer[]): { found: number; scannedMiB: number } {
+export function findInMemory(pid: number, needles: readonly Buffer[]): { found: number; scannedMiB: number; where: Map<string, number> } {
   const byPrefix = new Map<number, Buffer[]>();
   const first2 = new Uint8Array(65536);
   for (const n of needles) {
@@ -104,6 +104,8 @@ export function findInMemory(pid: number, needles: readonly Buffer[]): { found: 
   }
   const maxLen = Math.max(...needles.map((n) => n.length));
   const found = new Set<Buffer>();
+  /** Mapping (its path, `[heap]`, or `anonymous`) → needles first found there. */
+  const where = new Map<string, number>();
   const fd = openSync(`/proc/${pid}/mem`, 'r');
   let scanned = 0;
   const block = Buffer.alloc(8 << 20);
@@ -111,6 +113,7 @@ export function findInMemory(pid: number, needles: readonly Buffer[]): { found: 
     for (const line of readFileSync(`/proc/${pid}/maps`, 'utf8').split('\n')) {
       const m = /^([0-9a-f]+)-([0-9a-f]+) (\S+)/.exec(line);
       if (m === null || m[3]![0] !== 'r' || /\[(vvar|vsyscall|vvar_vclock)\]/.test(line)) continue;
+      const region = line.split(/\s+/).slice(5).join(' ') || 'anonymous';
       const start = BigInt(`0x${m[1]}`);
       const end = BigInt(`0x${m[2]}`);
       for (let at = start; at < end; ) {
@@ -127,7 +130,11 @@ export function findInMemory(pid: number, needles: readonly Buffer[]): { found: 
           if (first2[block[i]! | (block[i + 1]! << 8)] === 0) continue;
           const candidates = byPrefix.get(block.readUInt32LE(i));
           if (candidates === undefined) continue;
-          for (const c of candidates) if (i + c.length <= got && block.compare(c, 0, c.length, i, i + c.length) === 0) found.add(c);
+          for (const c of candidates) {
+            if (i + c.length > got || block.compare(c, 0, c.length, i, i + c.length) !== 0 || found.has(c)) continue;
+            found.add(c);
+            where.set(region, (where.get(region) ?? 0) + 1);
+          }
         }
         // Step back by maxLen so a needle across the block boundary is seen.
         at += BigInt(got > maxLen ? got - maxLen : got);
@@ -136,5 +143,5 @@ export function findInMemory(pid: number, needles: readonly Buffer[]): { found: 
   } finally {
     closeSync(fd);
   }
-  return { found: found.size, scannedMiB: Math.round(scanned / 1048576) };
+  return { found: found.size, scannedMiB: Math.round(scanned / 1048576), where };
 }

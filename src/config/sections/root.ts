@@ -3,6 +3,7 @@ import type { Static } from '@sinclair/typebox';
 import type { FieldErrors } from '../errors.js';
 import { oneOf, optional, section } from '../field.js';
 import { RootGcpKmsSection, readRootGcpKms, type GcpKmsConfig, type GcpKmsLayer } from './root-gcp-kms.js';
+import { RootAzureKeyVaultSection, readRootAzureKeyVault, type AzureKeyVaultConfig, type AzureKeyVaultLayer } from './root-azure-keyvault.js';
 import { RootLocalSection, readRootLocal, type RootLocalConfig, type RootLocalLayer } from './root-local.js';
 import { RootPkcs11Section, readRootPkcs11, type Pkcs11Config } from './root-pkcs11.js';
 import { RootVaultSection, readRootVault, type VaultConfig, type VaultLayer } from './root-vault.js';
@@ -17,6 +18,7 @@ export const RootSection = section(
     pkcs11: optional(RootPkcs11Section),
     vault: optional(RootVaultSection),
     gcp_kms: optional(RootGcpKmsSection),
+    azure_keyvault: optional(RootAzureKeyVaultSection),
   },
   { description: 'Root of trust: the thing that wraps key material.' },
 );
@@ -27,6 +29,7 @@ export interface RootConfig {
   pkcs11?: Pkcs11Config;
   vault?: VaultConfig;
   gcpKms?: GcpKmsConfig;
+  azureKeyvault?: AzureKeyVaultConfig;
 }
 
 export interface RootLayer {
@@ -35,6 +38,7 @@ export interface RootLayer {
   pkcs11?: Pkcs11Config;
   vault?: VaultLayer;
   gcpKms?: GcpKmsLayer;
+  azureKeyvault?: AzureKeyVaultLayer;
 }
 
 export function readRoot(s: Static<typeof RootSection>, r: FieldErrors): RootLayer {
@@ -43,5 +47,6 @@ export function readRoot(s: Static<typeof RootSection>, r: FieldErrors): RootLay
   if (s.pkcs11 !== undefined) out.pkcs11 = readRootPkcs11(s.pkcs11, r);
   if (s.vault !== undefined) out.vault = readRootVault(s.vault, r);
   if (s.gcp_kms !== undefined) out.gcpKms = readRootGcpKms(s.gcp_kms);
+  if (s.azure_keyvault !== undefined) out.azureKeyvault = readRootAzureKeyVault(s.azure_keyvault, r);
   return out;
 }
