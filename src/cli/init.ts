@@ -12,6 +12,7 @@ import { initPkcs11Root } from '../roots/pkcs11.js';
 import type { Out } from './daemon-commands.js';
 import { CliError } from './locate.js';
 import { bool, str, type Values } from './parse.js';
+import { initGcpKms } from './init-gcp.js';
 import { initVaultTransit } from './init-vault.js';
 import { initAzureKeyVault } from './init-azure.js';
 import { initAwsKms } from './init-aws.js';
@@ -91,6 +92,9 @@ async function root(steps: InitStep[], config: DaemonConfig, values: Values): Pr
     }
     case 'vault-transit':
       steps.push(await initVaultTransit(config));
+      return;
+    case 'gcp-kms':
+      steps.push(await initGcpKms(config));
       return;
     case 'azure-keyvault':
       steps.push(await initAzureKeyVault(config));

@@ -8,6 +8,7 @@ import type { Layer } from './layer.js';
 import { AZURE_KEY_NAME_PATTERN, azureHttpsUrl } from './sections/root-azure-keyvault.js';
 import { AWS_KEY_ID_PATTERN, awsEndpoint } from './sections/root-aws-kms.js';
 import type { RootType } from './sections/root.js';
+import { GCP_KEY_NAME_PATTERN } from './sections/root-gcp-kms.js';
 import { LOG_LEVELS, KEY_ID_TEXT, retryAttemptsField, timeoutSecsField } from './sections/top-level.js';
 import type { ConfigEnv } from './types.js';
 
@@ -24,13 +25,14 @@ const range = (f: { minimum?: number; maximum?: number }): string => `integer ${
 /** Every environment variable the config reads, with its docs row. */
 export const ENV_BINDINGS: readonly EnvBinding[] = [
   { name: 'RUSTFS_KMS_CONFIG', sets: 'config file path', accepts: 'path (must exist)' },
-  { name: 'RUSTFS_KMS_TYPE', sets: '`root.type` and `keystore.type`', accepts: '`local` → `local` + `file`; `vault` → `vault-transit` + `vault-kv`; `aws`/`aws-kms` → `aws-kms`, `azure` → `azure-keyvault` (keystore unchanged: `file` by default)' },
+  { name: 'RUSTFS_KMS_TYPE', sets: '`root.type` and `keystore.type`', accepts: '`local` → `local` + `file`; `vault` → `vault-transit` + `vault-kv`; `aws`/`aws-kms` → `aws-kms`, `azure` → `azure-keyvault`, `gcp` → `gcp-kms` (keystore unchanged: `file` by default)' },
   { name: 'RUSTFS_KMS_BACKEND', sets: 'the same as `RUSTFS_KMS_TYPE` (RustFS\'s name); if both are set they must agree', accepts: 'the values of `RUSTFS_KMS_TYPE`' },
   { name: 'RUSTFS_KMS_AZURE_VAULT_URL', sets: '`root.azure_keyvault.vault_url`', accepts: '`https://<vault>.vault.azure.net` URL' },
   { name: 'RUSTFS_KMS_AZURE_KEY_NAME', sets: '`root.azure_keyvault.key_name`', accepts: 'Key Vault key name (letters, digits, dashes; 1–127)' },
   { name: 'RUSTFS_KMS_AWS_KEY_ID', sets: '`root.aws_kms.key_id`', accepts: 'key id, key ARN, `alias/NAME` or alias ARN' },
   { name: 'RUSTFS_KMS_AWS_REGION', sets: '`root.aws_kms.region`', accepts: 'AWS region, e.g. `eu-west-1`' },
   { name: 'RUSTFS_KMS_AWS_ENDPOINT_URL', sets: '`root.aws_kms.endpoint`', accepts: '`https://` URL (`http://` on loopback only)' },
+  { name: 'RUSTFS_KMS_GCP_KEY_NAME', sets: '`root.gcp_kms.key_name`', accepts: '`projects/P/locations/L/keyRings/R/cryptoKeys/K`' },
   { name: 'RUSTFS_KMS_VAULT_ADDRESS', sets: '`root.vault.address`', accepts: '`http(s)://host[:port]` URL' },
   {
     name: 'RUSTFS_KMS_VAULT_TOKEN',
@@ -62,6 +64,7 @@ const CLOUD_BACKENDS: Readonly<Record<string, RootType>> = {
   aws: 'aws-kms',
   'aws-kms': 'aws-kms',
   azure: 'azure-keyvault',
+  gcp: 'gcp-kms',
 };
 
 /** Every environment variable this module reads. */
@@ -139,6 +142,12 @@ export function applyEnv(layer: Layer, env: ConfigEnv, cwd: string): void {
     if (!AZURE_KEY_NAME_PATTERN.test(azureKey)) r.fail('RUSTFS_KMS_AZURE_KEY_NAME', 'a Key Vault key name of 1 to 127 letters, digits and dashes', azureKey);
     azure().keyName = azureKey;
     set('root.azure_keyvault.key_name', 'RUSTFS_KMS_AZURE_KEY_NAME');
+  }
+  const gcpKeyName = get('RUSTFS_KMS_GCP_KEY_NAME');
+  if (gcpKeyName !== undefined) {
+    if (!GCP_KEY_NAME_PATTERN.test(gcpKeyName)) r.fail('RUSTFS_KMS_GCP_KEY_NAME', 'a Cloud KMS key name like "projects/P/locations/L/keyRings/R/cryptoKeys/K"', gcpKeyName);
+    (layer.root.gcpKms ??= {}).keyName = gcpKeyName;
+    set('root.gcp_kms.key_name', 'RUSTFS_KMS_GCP_KEY_NAME');
   }
 
   const awsKms = (): NonNullable<Layer['root']['awsKms']> => (layer.root.awsKms ??= {});

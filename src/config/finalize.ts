@@ -83,6 +83,12 @@ export function finalize(layer: Layer, opts: FinalizeOptions): DaemonConfig {
     }
   }
 
+  // root.gcp_kms
+  const gcpKms = layer.root.gcpKms;
+  if (rootType === 'gcp-kms' && gcpKms?.keyName === undefined) {
+    missing('root.gcp_kms.key_name', 'a Cloud KMS key name in root.gcp_kms.key_name or RUSTFS_KMS_GCP_KEY_NAME', `when root.type is gcp-kms${setBy('root.type')}`);
+  }
+
   // keystore and root.vault
   const vaultNeeded = rootType === 'vault-transit' || keystoreType === 'vault-kv';
   const when =
@@ -151,6 +157,7 @@ export function finalize(layer: Layer, opts: FinalizeOptions): DaemonConfig {
   if (awsLayer?.keyId !== undefined) root.awsKms = { ...awsLayer, keyId: awsLayer.keyId, ...(awsRegion !== undefined ? { region: awsRegion } : {}) };
   if (pkcs11 !== undefined) root.pkcs11 = pkcs11;
   if (vault !== undefined) root.vault = vault;
+  if (gcpKms?.keyName !== undefined) root.gcpKms = { ...gcpKms, keyName: gcpKms.keyName };
   if (azureKeyvault !== undefined) root.azureKeyvault = azureKeyvault;
 
   const limits = { ...defaultsOf(LimitsSection), ...layer.limits } as LimitsConfig;

@@ -100,6 +100,7 @@ export function referenceBlocks(): Record<string, string> {
     'root.pkcs11': fieldTable(rows(root.pkcs11 as TSchema, 'root.pkcs11')),
     'root.vault': fieldTable(rows(root.vault as TSchema, 'root.vault', ['tls']).filter((r) => r.key !== 'root.vault.auth')),
     'root.vault.auth': fieldTable(rows(vault.auth as TSchema, 'root.vault.auth')),
+    'root.gcp_kms': fieldTable(rows(root.gcp_kms as TSchema, 'root.gcp_kms')),
     keystore: section('keystore'),
     cache: section('cache'),
     limits: section('limits'),

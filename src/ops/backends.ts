@@ -97,6 +97,7 @@ export async function openKeystore(config: DaemonConfig, options: OpenBackendOpt
 export function backendEndpoint(config: DaemonConfig): string {
   if ((config.root.type === 'vault-transit' || config.keystore.type === 'vault-kv') && config.root.vault !== undefined) return config.root.vault.address;
   if (config.root.type === 'pkcs11' && config.root.pkcs11 !== undefined) return config.root.pkcs11.module;
+  if (config.root.type === 'gcp-kms' && config.root.gcpKms !== undefined) return config.root.gcpKms.endpoint ?? 'https://cloudkms.googleapis.com';
   if (config.root.type === 'azure-keyvault' && config.root.azureKeyvault !== undefined) return config.root.azureKeyvault.vaultUrl;
   if (config.root.type === 'aws-kms' && config.root.awsKms !== undefined) {
     const { endpoint, region } = config.root.awsKms;

@@ -5,6 +5,7 @@ import type { DaemonConfig } from '../config/index.js';
 import type { Logger } from '../logging.js';
 import { CloudRoot, type CloudKeyService } from '../roots/cloud.js';
 import type { RootOfTrust } from '../roots/types.js';
+import { openGcpKms } from './gcp-kms-wiring.js';
 
 export interface CloudOpenOptions {
   logger: Logger;
@@ -12,8 +13,9 @@ export interface CloudOpenOptions {
 }
 
 async function cloudService(config: DaemonConfig, options: CloudOpenOptions): Promise<CloudKeyService> {
-  void options;
   switch (config.root.type) {
+    case 'gcp-kms':
+      return openGcpKms(config, options);
     case 'azure-keyvault': {
       const azure = config.root.azureKeyvault;
       if (azure === undefined) throw new Error('root.type is azure-keyvault but the root.azure_keyvault section is missing');
@@ -25,8 +27,6 @@ async function cloudService(config: DaemonConfig, options: CloudOpenOptions): Pr
       const { AwsKmsKeyService } = await import('../roots/aws-kms.js');
       return AwsKmsKeyService.open(config.root.awsKms);
     }
-    case 'gcp-kms':
-      throw new Error(`root.type ${config.root.type} is not available in this build`);
     default:
       throw new Error(`root.type ${config.root.type} is not a cloud root`);
   }

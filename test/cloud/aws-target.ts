@@ -8,7 +8,7 @@ import { KmsClient } from '../../src/rpc/client.js';
 import { AwsKmsTestServer } from '../aws-kms-server/server.js';
 import { makeTempDir, startDaemon, type DaemonHandle, type StartDaemonOptions } from '../helpers/daemon.js';
 
-export const REAL_AWS = process.env.KMS_TEST_CLOUD === 'aws';
+export const REAL_AWS = (process.env.KMS_TEST_CLOUD === 'aws' || process.env.KMS_TEST_CLOUD === 'real') && (process.env.KMS_TEST_AWS_KEY_ID ?? '') !== '';
 export const NEEDS_TEST_SERVER = 'needs the test server\'s fault switches and key administration; skipped against real AWS KMS (KMS_TEST_CLOUD=aws)';
 
 export interface AwsTarget {

@@ -754,7 +754,7 @@ describe('environment variables', () => {
   it('a bad RUSTFS_KMS_TYPE names the variable and the allowed values', () => {
     const e = envError({ RUSTFS_KMS_TYPE: 'vault-transit' });
     expect(e.field).toBe('RUSTFS_KMS_TYPE');
-    expect(e.message).toBe('config: RUSTFS_KMS_TYPE: expected one of local, vault, aws, aws-kms, azure, got "vault-transit"');
+    expect(e.message).toBe('config: RUSTFS_KMS_TYPE: expected one of local, vault, aws, aws-kms, azure, gcp, got "vault-transit"');
   });
 
   it('RUSTFS_KMS_VAULT_ADDRESS must be an http(s) URL; credentials in it are not echoed', () => {

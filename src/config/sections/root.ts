@@ -2,6 +2,7 @@
 import type { Static } from '@sinclair/typebox';
 import type { FieldErrors } from '../errors.js';
 import { oneOf, optional, section } from '../field.js';
+import { RootGcpKmsSection, readRootGcpKms, type GcpKmsConfig, type GcpKmsLayer } from './root-gcp-kms.js';
 import { RootAzureKeyVaultSection, readRootAzureKeyVault, type AzureKeyVaultConfig, type AzureKeyVaultLayer } from './root-azure-keyvault.js';
 import { RootAwsKmsSection, readRootAwsKms, type AwsKmsConfig, type AwsKmsLayer } from './root-aws-kms.js';
 import { RootLocalSection, readRootLocal, type RootLocalConfig, type RootLocalLayer } from './root-local.js';
@@ -17,6 +18,7 @@ export const RootSection = section(
     local: optional(RootLocalSection),
     pkcs11: optional(RootPkcs11Section),
     vault: optional(RootVaultSection),
+    gcp_kms: optional(RootGcpKmsSection),
     azure_keyvault: optional(RootAzureKeyVaultSection),
     aws_kms: optional(RootAwsKmsSection),
   },
@@ -28,6 +30,7 @@ export interface RootConfig {
   local: RootLocalConfig;
   pkcs11?: Pkcs11Config;
   vault?: VaultConfig;
+  gcpKms?: GcpKmsConfig;
   azureKeyvault?: AzureKeyVaultConfig;
   awsKms?: AwsKmsConfig;
 }
@@ -37,6 +40,7 @@ export interface RootLayer {
   local: RootLocalLayer;
   pkcs11?: Pkcs11Config;
   vault?: VaultLayer;
+  gcpKms?: GcpKmsLayer;
   azureKeyvault?: AzureKeyVaultLayer;
   awsKms?: AwsKmsLayer;
 }
@@ -46,6 +50,7 @@ export function readRoot(s: Static<typeof RootSection>, r: FieldErrors): RootLay
   if (s.type !== undefined) out.type = s.type;
   if (s.pkcs11 !== undefined) out.pkcs11 = readRootPkcs11(s.pkcs11, r);
   if (s.vault !== undefined) out.vault = readRootVault(s.vault, r);
+  if (s.gcp_kms !== undefined) out.gcpKms = readRootGcpKms(s.gcp_kms);
   if (s.azure_keyvault !== undefined) out.azureKeyvault = readRootAzureKeyVault(s.azure_keyvault, r);
   if (s.aws_kms !== undefined) out.awsKms = readRootAwsKms(s.aws_kms, r);
   return out;
