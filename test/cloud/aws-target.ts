@@ -2,11 +2,11 @@
 // or real AWS KMS with `KMS_TEST_CLOUD=aws` plus AWS credentials in the SDK's usual places and
 // KMS_TEST_AWS_KEY_ID (a symmetric key the credentials may Encrypt/Decrypt/DescribeKey) and
 // KMS_TEST_AWS_REGION. Tests needing the server's fault switches skip against real AWS.
+import { cacheAndDeadlineYaml, codeOf, startCloudDaemon, type CloudDaemon } from './cloud-daemon.js';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { KmsClient } from '../../src/rpc/client.js';
 import { AwsKmsTestServer } from '../aws-kms-server/server.js';
-import { makeTempDir, startDaemon, type DaemonHandle, type StartDaemonOptions } from '../helpers/daemon.js';
+import { makeTempDir, type StartDaemonOptions } from '../helpers/daemon.js';
 
 export const REAL_AWS = (process.env.KMS_TEST_CLOUD === 'aws' || process.env.KMS_TEST_CLOUD === 'real') && (process.env.KMS_TEST_AWS_KEY_ID ?? '') !== '';
 export const NEEDS_TEST_SERVER = 'needs the test server\'s fault switches and key administration; skipped against real AWS KMS (KMS_TEST_CLOUD=aws)';
@@ -55,34 +55,11 @@ export function awsYaml(t: AwsTarget, o: { keyId?: string; idleTtlS?: number; of
     `    key_id: ${JSON.stringify(o.keyId ?? t.keyId)}`,
     `    region: ${t.region}`,
     ...(t.endpoint !== undefined ? [`    endpoint: ${t.endpoint}`] : []),
-    'cache:',
-    `  idle_ttl_s: ${o.idleTtlS ?? 300}`,
-    `  offline_ttl_s: ${o.offlineTtlS ?? 3600}`,
-    `timeout_secs: ${o.timeoutSecs ?? 5}`,
-    `retry_attempts: ${o.retryAttempts ?? 3}`,
-    '',
+    ...cacheAndDeadlineYaml(o),
   ].join('\n');
 }
 
-export interface AwsDaemon {
-  daemon: DaemonHandle;
-  kms: KmsClient;
-  dir: string;
-  stop(): Promise<void>;
-}
 
-export async function startAwsDaemon(o: Omit<StartDaemonOptions, 'socket'> & { dir?: string }): Promise<AwsDaemon> {
-  const dir = o.dir ?? makeTempDir('kms-aws-');
-  const daemon = await startDaemon({ ...o, dir, env: { HOME: dir, ...(o.env ?? {}) } });
-  const kms = await KmsClient.connect(daemon.socketPath, { timeoutMs: 30_000 });
-  return {
-    daemon, kms, dir,
-    async stop() {
-      await kms.close().catch(() => undefined);
-      if (daemon.running) await daemon.stop();
-    },
-  };
-}
 
 /** An AWS shared credentials file in `home`/.aws, as `aws configure` writes it. */
 export function writeSharedCredentials(home: string, accessKeyId: string, secretAccessKey: string): void {
@@ -90,12 +67,13 @@ export function writeSharedCredentials(home: string, accessKeyId: string, secret
   writeFileSync(join(home, '.aws', 'credentials'), `[default]\naws_access_key_id = ${accessKeyId}\naws_secret_access_key = ${secretAccessKey}\n`, { mode: 0o600 });
 }
 
-/** The KmsError code and message of a rejected promise ("" when it resolved). */
-export async function codeOf(p: Promise<unknown>): Promise<{ code: string; message: string }> {
-  try {
-    await p;
-    return { code: '', message: '' };
-  } catch (err) {
-    return { code: String((err as { code?: unknown }).code ?? 'thrown'), message: (err as Error).message };
-  }
+
+export type AwsDaemon = CloudDaemon;
+
+/** HOME is the daemon's own directory, so no shared AWS files of this machine are read by accident. */
+export function startAwsDaemon(o: Omit<StartDaemonOptions, 'socket'> & { dir?: string }): Promise<AwsDaemon> {
+  const dir = o.dir ?? makeTempDir('kms-aws-');
+  return startCloudDaemon('kms-aws-', { ...o, dir, env: { HOME: dir, ...(o.env ?? {}) } });
 }
+
+export { codeOf };

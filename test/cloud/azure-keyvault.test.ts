@@ -2,6 +2,7 @@
 // (test/azure-keyvault-server/, NOT Azure) or to a real Key Vault (npm run test:cloud with
 // KMS_TEST_AZURE_VAULT_URL). The cloud is called to wrap on create/rotate and to unwrap on a cache miss
 // only; the key id and version are bound by CloudRoot (Key Vault's key wrap takes no AAD).
+import { codeOf } from './cloud-daemon.js';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,14 +11,6 @@ import { NEEDS_TEST_SERVER, REAL_AZURE, azureYaml, openAzureTarget, secretFile, 
 
 afterAll(() => cleanupTempDirs());
 
-async function codeOf(p: Promise<unknown>): Promise<{ code: string; message: string }> {
-  try {
-    await p;
-    return { code: '', message: '' };
-  } catch (err) {
-    return { code: String((err as { code?: unknown }).code ?? 'thrown'), message: (err as Error).message };
-  }
-}
 
 async function waitFor(what: string, probe: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

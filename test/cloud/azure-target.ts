@@ -2,12 +2,12 @@
 // a real Key Vault when KMS_TEST_CLOUD=real and KMS_TEST_AZURE_VAULT_URL are set (with
 // KMS_TEST_AZURE_KEY_NAME and AZURE_TENANT_ID / AZURE_CLIENT_ID / AZURE_CLIENT_SECRET of an app that
 // holds "Key Vault Crypto Service Encryption User" on that key). Real daemons either way.
+import { cacheAndDeadlineYaml, startCloudDaemon, type CloudDaemon } from './cloud-daemon.js';
 import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { KmsClient } from '../../src/rpc/client.js';
 import { TestAzure } from '../azure-keyvault-server/server.js';
 import { makeTestPki } from '../azure-keyvault-server/tls.js';
-import { makeTempDir, startDaemon, type DaemonHandle } from '../helpers/daemon.js';
+import { makeTempDir } from '../helpers/daemon.js';
 
 export const REAL_AZURE = process.env.KMS_TEST_CLOUD === 'real' && (process.env.KMS_TEST_AZURE_VAULT_URL ?? '') !== '';
 export const NEEDS_TEST_SERVER = 'needs the test server\'s fault switches and call counts; skipped against real Azure';
@@ -96,31 +96,13 @@ export function azureYaml(t: AzureTarget, o: AzureDaemonOptions = {}): string {
     ...(t.caFile !== undefined ? [`    ca_file: ${q(t.caFile)}`] : []),
     '    auth:',
     ...auth,
-    'cache:',
-    `  idle_ttl_s: ${o.idleTtlS ?? 300}`,
-    `  offline_ttl_s: ${o.offlineTtlS ?? 3600}`,
-    `timeout_secs: ${o.timeoutSecs ?? 5}`,
-    `retry_attempts: ${o.retryAttempts ?? 3}`,
-    '',
+    ...cacheAndDeadlineYaml(o),
   ].join('\n');
 }
 
-export interface AzureDaemon {
-  daemon: DaemonHandle;
-  kms: KmsClient;
-  dir: string;
-  stop(): Promise<void>;
-}
 
-export async function startAzureDaemon(t: AzureTarget, o: AzureDaemonOptions = {}): Promise<AzureDaemon> {
-  const dir = o.dir ?? makeTempDir('kms-azure-d-');
-  const daemon = await startDaemon({ dir, config: azureYaml(t, o), env: o.env ?? {} });
-  const kms = await KmsClient.connect(daemon.socketPath, { timeoutMs: 30_000 });
-  return {
-    daemon, kms, dir,
-    async stop() {
-      await kms.close().catch(() => undefined);
-      if (daemon.running) await daemon.stop();
-    },
-  };
+export type AzureDaemon = CloudDaemon;
+
+export function startAzureDaemon(t: AzureTarget, o: AzureDaemonOptions = {}): Promise<AzureDaemon> {
+  return startCloudDaemon('kms-azure-d-', { ...(o.dir !== undefined ? { dir: o.dir } : {}), config: azureYaml(t, o), env: o.env ?? {} });
 }

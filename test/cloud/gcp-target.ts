@@ -2,10 +2,9 @@
 // default, or the real service when KMS_TEST_CLOUD=real and KMS_TEST_GCP_KEY_NAME names a key (with
 // GOOGLE_APPLICATION_CREDENTIALS holding a service-account key allowed to use it). Daemons are real
 // rustfs-kmsd processes with root.type gcp-kms and the real @google-cloud/kms client.
+import { cacheAndDeadlineYaml, codeOf, startCloudDaemon, type CloudDaemon } from './cloud-daemon.js';
 import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { KmsClient } from '../../src/rpc/client.js';
-import { makeTempDir, startDaemon, type DaemonHandle } from '../helpers/daemon.js';
 import { GcpKmsTestServer } from '../gcp-kms-server/server.js';
 
 export const REAL_GCP = process.env.KMS_TEST_CLOUD === 'real' && (process.env.KMS_TEST_GCP_KEY_NAME ?? '') !== '';
@@ -64,12 +63,6 @@ export interface GcpDaemonOptions {
   keyNameFromEnv?: boolean;
 }
 
-export interface GcpDaemon {
-  daemon: DaemonHandle;
-  kms: KmsClient;
-  dir: string;
-  stop(): Promise<void>;
-}
 
 const q = (s: string): string => JSON.stringify(s);
 
@@ -83,12 +76,7 @@ export function gcpYaml(o: GcpDaemonOptions): string {
     ...(o.keyNameFromEnv === true ? [] : [`    key_name: ${q(t.keyName)}`]),
     ...(o.credentialsInConfig !== false && creds !== '' ? [`    credentials_file: ${q(creds)}`] : []),
     ...(t.endpoint !== undefined ? [`    endpoint: ${q(t.endpoint)}`] : []),
-    'cache:',
-    `  idle_ttl_s: ${o.idleTtlS ?? 300}`,
-    `  offline_ttl_s: ${o.offlineTtlS ?? 3600}`,
-    `timeout_secs: ${o.timeoutSecs ?? 5}`,
-    `retry_attempts: ${o.retryAttempts ?? 3}`,
-    '',
+    ...cacheAndDeadlineYaml(o),
   ].join('\n');
 }
 
@@ -98,28 +86,12 @@ export function gcpDaemonEnv(o: GcpDaemonOptions): Record<string, string | undef
   return env;
 }
 
-export async function startGcpDaemon(o: GcpDaemonOptions): Promise<GcpDaemon> {
-  const dir = o.dir ?? makeTempDir('kms-gcp-');
-  const daemon = await startDaemon({ dir, config: gcpYaml(o), env: gcpDaemonEnv(o) });
-  const kms = await KmsClient.connect(daemon.socketPath, { timeoutMs: 30_000 });
-  return {
-    daemon, kms, dir,
-    async stop() {
-      await kms.close().catch(() => undefined);
-      if (daemon.running) await daemon.stop();
-    },
-  };
+export type GcpDaemon = CloudDaemon;
+
+export function startGcpDaemon(o: GcpDaemonOptions): Promise<GcpDaemon> {
+  return startCloudDaemon('kms-gcp-', { ...(o.dir !== undefined ? { dir: o.dir } : {}), config: gcpYaml(o), env: gcpDaemonEnv(o) });
 }
 
-/** The KmsError code and message of a rejected promise ("" when it resolved). */
-export async function codeOf(p: Promise<unknown>): Promise<{ code: string; message: string }> {
-  try {
-    await p;
-    return { code: '', message: '' };
-  } catch (err) {
-    return { code: String((err as { code?: unknown }).code ?? 'thrown'), message: (err as Error).message };
-  }
-}
 
 export async function waitUntil(what: string, probe: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -129,3 +101,5 @@ export async function waitUntil(what: string, probe: () => Promise<boolean>, tim
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+export { codeOf };
