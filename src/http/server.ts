@@ -29,7 +29,6 @@ import {
 import type { Logger as AdminHttpLogger } from '../logging.js';
 import type { Duplex } from 'node:stream';
 import { ConnectionGuard } from './connections.js';
-import { MALFORMED_AUDIT_INTERVAL_MS, auditMalformed, createMalformedAudit, flushMalformed, type MalformedAudit } from './malformed.js';
 
 export type { Logger as AdminHttpLogger } from '../logging.js';
 
@@ -153,13 +152,10 @@ export class AdminHttpServer {
   private readonly limits: AdminHttpLimits;
   private readonly env: RouteEnv;
   private boundAddress = '';
-  private readonly malformed: MalformedAudit;
-  private readonly malformedTimer: NodeJS.Timeout;
 
   private constructor(private readonly options: AdminHttpOptions) {
     this.limits = { ...DEFAULT_ADMIN_HTTP_LIMITS, ...(options.limits ?? {}) };
     this.verifier = new SigV4Verifier(options.credentials);
-    this.malformed = createMalformedAudit(options.audit, options.logger);
     this.env = {
       ...(options.metrics !== undefined ? { metrics: options.metrics } : {}),
       ...(options.defaultKeyId !== undefined ? { defaultKeyId: options.defaultKeyId } : {}),
@@ -190,8 +186,6 @@ export class AdminHttpServer {
       });
     });
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(err, socket as Socket));
-    this.malformedTimer = setInterval(() => flushMalformed(this.malformed), MALFORMED_AUDIT_INTERVAL_MS);
-    this.malformedTimer.unref();
   }
 
   /** Starts listening; rejects (with the reason) when the address cannot be used. */
@@ -244,8 +238,6 @@ export class AdminHttpServer {
 
   /** Stops accepting, lets answers in progress finish (up to graceMs), then closes every connection. */
   async close(graceMs = 2000): Promise<void> {
-    clearInterval(this.malformedTimer);
-    flushMalformed(this.malformed, Number.POSITIVE_INFINITY);
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeIdleConnections();
     const timer = setTimeout(() => this.server.closeAllConnections(), graceMs);
@@ -258,10 +250,29 @@ export class AdminHttpServer {
   private onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
     const code = err.code ?? 'ERR_UNKNOWN';
     if (code !== 'ECONNRESET' && code !== 'EPIPE') {
-      auditMalformed(this.malformed, socket.remoteAddress, code);
+      this.auditMalformed(socket.remoteAddress, code);
       if (socket.writable && socket.bytesWritten === 0) socket.write(malformedAnswer(code, this.limits));
     }
     socket.destroy();
+  }
+
+  /**
+   * An unparsable request has no caller anyone vouched for: it goes through the audit log's
+   * aggregation of unidentified refusals (the first per source and parser error, then one counted
+   * line per interval), so a flood of them cannot fill the audit disk.
+   */
+  private auditMalformed(sourceIp: string | undefined, code: string): void {
+    const caller: Caller = sourceIp === undefined ? { kind: 'access-key' } : { kind: 'access-key', sourceIp };
+    const event: AuditEvent = {
+      op: 'admin_http', transport: 'http', caller, claimed: { extra: { http_error: code.slice(0, 64) } },
+      outcome: 'failure', errorCode: 'InvalidRequest', durationUs: 0,
+    };
+    this.options.pipeline.auditRefusalAggregated(`http-malformed ${sourceIp ?? 'unix'} ${code.slice(0, 64)}`, event);
+    try {
+      this.options.pipeline.flushAudit();
+    } catch {
+      // The audit log says once that it cannot be written; the refusal is answered all the same.
+    }
   }
 
   // ---- one request --------------------------------------------------------------------------------
